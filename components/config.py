@@ -1,0 +1,239 @@
+"""Stack configuration: read from Pulumi config and validated before anything is built.
+
+Pulumi.yaml declares every key with its type and default; Pulumi's getters parse
+values but do not check shapes (`get_object` accepts any JSON), so every rule the
+program relies on is checked here, and a bad value stops the program with one line
+that names the key (P8).
+"""
+
+import json
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+import pulumi
+
+PROJECT = "bluegreen"
+COLORS = ("blue", "green")
+
+# Semver-like, and safe anywhere the version lands (AMI names, tags, Packer argv).
+VERSION_PATTERN = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z]+(\.[0-9A-Za-z]+)*)?$")
+# Short enough that "<app>-<color>-<route>" plus Pulumi's 8-character suffix fits a target group's 32.
+APP_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
+ROUTE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+RULE_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:[0-9]+:listener-rule/.+$")
+AMI_PATTERN = re.compile(r"^ami-[0-9a-f]{8,17}$")
+PROTOCOLS = ("HTTP", "HTTPS")
+
+
+class ConfigError(pulumi.RunError):
+    """A bad config value; RunError makes Pulumi print the message alone, without a stack trace."""
+
+
+def _key(name: str) -> str:
+    return f"{PROJECT}:{name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Route:
+    """One production listener rule and the settings of the target group each color puts behind it."""
+
+    name: str
+    rule_arn: str
+    port: int = 80
+    protocol: str = "HTTP"
+    health_check_path: str = "/health"
+    health_check_interval: int = 15
+    healthy_threshold: int = 3
+    unhealthy_threshold: int = 3
+    deregistration_delay: int = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class Capacity:
+    min_size: int
+    max_size: int
+    desired: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything one color's stack needs, already validated."""
+
+    app_name: str
+    color: str
+    active_color: str
+    version: str
+    region: str
+    capacity: Capacity
+    idle_capacity: int | None
+    instance_type: str
+    key_name: str | None
+    image_id: str | None
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
+    instance_profile: str
+    health_check_grace_period: int
+    routes: tuple[Route, ...]
+
+    @property
+    def is_live(self) -> bool:
+        """Live by intent (config); what the rules point at in AWS is checked separately."""
+        return self.color == self.active_color
+
+    @property
+    def planned_capacity(self) -> Capacity:
+        """Full capacity while live or when no idle capacity is set, else the idle capacity."""
+        if self.is_live or self.idle_capacity is None:
+            return self.capacity
+        return Capacity(min_size=self.idle_capacity, max_size=self.capacity.max_size, desired=self.idle_capacity)
+
+
+def _choice(value: str, key: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        options = " or ".join(f"'{option}'" for option in allowed)
+        raise ConfigError(f"{_key(key)} must be {options}, got {value!r}")
+    return value
+
+
+def _matching(value: str, key: str, pattern: re.Pattern[str], what: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ConfigError(f"{_key(key)} must be {what}, got {value!r}")
+    return value
+
+
+def _int(config: pulumi.Config, key: str, minimum: int = 0) -> int:
+    raw = config.require(key)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{_key(key)} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{_key(key)} must be at least {minimum}, got {value}")
+    return value
+
+
+def _json(config: pulumi.Config, key: str) -> Any:
+    raw = config.require(key)
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        raise ConfigError(f"{_key(key)} must be valid JSON, got {raw!r}") from None
+
+
+def _ids(config: pulumi.Config, key: str, prefix: str) -> tuple[str, ...]:
+    values = _json(config, key)
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{_key(key)} must be a non-empty list of {prefix}... ids")
+    for value in values:
+        if not isinstance(value, str) or not value.startswith(prefix):
+            raise ConfigError(f"{_key(key)} must hold {prefix}... ids, got {value!r}")
+    return tuple(values)
+
+
+def _capacity(config: pulumi.Config) -> Capacity:
+    min_size = _int(config, "min_size")
+    max_size = _int(config, "max_size")
+    desired = _int(config, "desired_capacity", minimum=1)
+    if min_size > desired:
+        raise ConfigError(f"{_key('min_size')} ({min_size}) must not exceed {_key('desired_capacity')} ({desired})")
+    if desired > max_size:
+        raise ConfigError(f"{_key('desired_capacity')} ({desired}) must not exceed {_key('max_size')} ({max_size})")
+    return Capacity(min_size=min_size, max_size=max_size, desired=desired)
+
+
+def _idle_capacity(config: pulumi.Config, capacity: Capacity) -> int | None:
+    raw = config.require("idle_capacity")
+    if raw == "full":
+        return None
+    if not raw.isdigit() or int(raw) > capacity.max_size:
+        raise ConfigError(
+            f"{_key('idle_capacity')} must be 'full' or a whole number from 0 to "
+            f"{_key('max_size')} ({capacity.max_size}), got {raw!r}"
+        )
+    return int(raw)
+
+
+_ROUTE_FIELDS = {field.name: field for field in fields(Route) if field.name != "name"}
+
+
+def _route(name: str, raw: Any) -> Route:
+    key = f"routes.{name}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{_key(key)} must be a map of route settings")
+    for field_name in raw:
+        if field_name not in _ROUTE_FIELDS:
+            known = ", ".join(_ROUTE_FIELDS)
+            raise ConfigError(f"{_key(f'{key}.{field_name}')} is not a route setting (known: {known})")
+    rule_arn = raw.get("rule_arn")
+    if not isinstance(rule_arn, str) or not RULE_ARN_PATTERN.fullmatch(rule_arn):
+        raise ConfigError(f"{_key(f'{key}.rule_arn')} must be the ARN of an existing listener rule, got {rule_arn!r}")
+    values: dict[str, Any] = {"name": name, "rule_arn": rule_arn}
+    for field_name in ("port", "health_check_interval", "healthy_threshold", "unhealthy_threshold"):
+        if field_name in raw:
+            values[field_name] = _route_int(raw[field_name], f"{key}.{field_name}", 1)
+    if "deregistration_delay" in raw:
+        values["deregistration_delay"] = _route_int(raw["deregistration_delay"], f"{key}.deregistration_delay", 0)
+    if values.get("port", 1) > 65535:
+        raise ConfigError(f"{_key(f'{key}.port')} must be a port number (1-65535), got {values['port']}")
+    if "protocol" in raw:
+        values["protocol"] = _choice(raw["protocol"], f"{key}.protocol", PROTOCOLS)
+    if "health_check_path" in raw:
+        path = raw["health_check_path"]
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ConfigError(f"{_key(f'{key}.health_check_path')} must be a path starting with '/', got {path!r}")
+        values["health_check_path"] = path
+    return Route(**values)
+
+
+def _route_int(value: Any, key: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{_key(key)} must be a whole number of at least {minimum}, got {value!r}")
+    return value
+
+
+def _routes(config: pulumi.Config) -> tuple[Route, ...]:
+    raw = _json(config, "routes")
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{_key('routes')} must map at least one route name to its listener rule settings")
+    for name in raw:
+        _matching(name, "routes", ROUTE_NAME_PATTERN, "keyed by route names of lowercase letters and digits (<= 10)")
+    return tuple(_route(name, settings) for name, settings in raw.items())
+
+
+def _color(config: pulumi.Config) -> str:
+    explicit = config.require("color")
+    if explicit:
+        return _choice(explicit, "color", COLORS)
+    stack = pulumi.get_stack()
+    if stack not in COLORS:
+        raise ConfigError(f"{_key('color')} must be set to 'blue' or 'green': stack '{stack}' is not named for a color")
+    return stack
+
+
+def load() -> Settings:
+    """Reads and validates this stack's config; raises ConfigError naming the first bad key."""
+    config = pulumi.Config()
+    capacity = _capacity(config)
+    image_id = config.require("image_id")
+    return Settings(
+        app_name=_matching(config.require("app_name"), "app_name", APP_NAME_PATTERN, "lowercase letters, digits, '-'"),
+        color=_color(config),
+        active_color=_choice(config.require("active_color"), "active_color", COLORS),
+        version=_matching(
+            config.require("version"), "version", VERSION_PATTERN, "semver-like, e.g. 1.2.3 or 1.2.3-rc.1"
+        ),
+        region=pulumi.Config("aws").require("region"),
+        capacity=capacity,
+        idle_capacity=_idle_capacity(config, capacity),
+        instance_type=config.require("instance_type"),
+        key_name=config.require("key_name") or None,
+        image_id=_matching(image_id, "image_id", AMI_PATTERN, "an AMI id (ami-...)") if image_id else None,
+        vpc_id=_matching(config.require("vpc_id"), "vpc_id", re.compile(r"^vpc-[0-9a-f]+$"), "a VPC id (vpc-...)"),
+        subnet_ids=_ids(config, "subnet_ids", "subnet-"),
+        security_group_ids=_ids(config, "security_group_ids", "sg-"),
+        instance_profile=config.require("instance_profile"),
+        health_check_grace_period=_int(config, "health_check_grace_period"),
+        routes=_routes(config),
+    )

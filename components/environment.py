@@ -1,0 +1,116 @@
+"""BlueGreenEnvironment: one color's launch template, target groups and Auto Scaling Group."""
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import Route
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentArgs:
+    app_name: str
+    color: str
+    version: str
+    image_id: pulumi.Input[str]
+    instance_type: str
+    key_name: str | None
+    security_group_ids: tuple[str, ...]
+    instance_profile: str
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+    routes: tuple[Route, ...]
+    min_size: pulumi.Input[int]
+    max_size: pulumi.Input[int]
+    desired_capacity: pulumi.Input[int]
+    health_check_grace_period: int
+
+
+class BlueGreenEnvironment(pulumi.ComponentResource):
+    """The instances of one color and the target groups that the production rules can point at."""
+
+    target_group_arns: pulumi.Output[dict[str, str]]
+    """Target group ARN of this color, by route name."""
+    asg_name: pulumi.Output[str]
+    """Name of the Auto Scaling Group; it changes whenever the group is replaced."""
+    launch_template_id: pulumi.Output[str]
+    """Id of the launch template."""
+    launch_template_version: pulumi.Output[int]
+    """Template version the group launches."""
+
+    def __init__(self, name: str, args: EnvironmentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("bluegreen:index:Environment", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {"app": args.app_name, "color": args.color, "version": args.version, "managed-by": "bluegreen"}
+
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-template",
+            name_prefix=f"{args.app_name}-{args.color}-",
+            image_id=args.image_id,
+            instance_type=args.instance_type,
+            key_name=args.key_name,
+            vpc_security_group_ids=list(args.security_group_ids),
+            iam_instance_profile={"name": args.instance_profile},
+            update_default_version=True,
+            tag_specifications=[
+                {"resource_type": "instance", "tags": tags},
+                {"resource_type": "volume", "tags": tags},
+            ],
+            tags=tags,
+            opts=child,
+        )
+
+        target_groups = {
+            route.name: aws.lb.TargetGroup(
+                f"{name}-{route.name}",
+                port=route.port,
+                protocol=route.protocol,
+                vpc_id=args.vpc_id,
+                target_type="instance",
+                deregistration_delay=route.deregistration_delay,
+                health_check={
+                    "path": route.health_check_path,
+                    "protocol": route.protocol,
+                    "interval": route.health_check_interval,
+                    "healthy_threshold": route.healthy_threshold,
+                    "unhealthy_threshold": route.unhealthy_threshold,
+                },
+                tags={**tags, "route": route.name},
+                opts=child,
+            )
+            for route in args.routes
+        }
+
+        # The name carries the version and the template version is pinned, so a new
+        # version or image replaces the whole group (create-before-delete) rather than
+        # leaving instances of the old release in this color.
+        group = aws.autoscaling.Group(
+            f"{name}-asg",
+            name_prefix=f"{args.app_name}-{args.color}-{args.version}-",
+            min_size=args.min_size,
+            max_size=args.max_size,
+            desired_capacity=args.desired_capacity,
+            vpc_zone_identifiers=list(args.subnet_ids),
+            target_group_arns=[target_groups[route.name].arn for route in args.routes],
+            health_check_type="ELB",
+            health_check_grace_period=args.health_check_grace_period,
+            launch_template={"id": template.id, "version": template.latest_version.apply(str)},
+            tags=[{"key": key, "value": value, "propagate_at_launch": True} for key, value in tags.items()],
+            opts=pulumi.ResourceOptions(parent=self, replace_on_changes=["launchTemplate"]),
+        )
+
+        self.target_group_arns = pulumi.Output.all(
+            **{route: target_group.arn for route, target_group in target_groups.items()}
+        )
+        self.asg_name = group.name
+        self.launch_template_id = template.id
+        self.launch_template_version = template.latest_version
+        self.register_outputs(
+            {
+                "target_group_arns": self.target_group_arns,
+                "asg_name": self.asg_name,
+                "launch_template_id": self.launch_template_id,
+                "launch_template_version": self.launch_template_version,
+            }
+        )

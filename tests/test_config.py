@@ -1,0 +1,97 @@
+"""P8: bad input fails at startup with one line naming the config key, and nothing is created."""
+
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.config import ConfigError, load
+from tests.program import RecordingMocks, run_failing_program
+from tests.stack_config import PROJECT, stack_config
+
+
+def load_as(stack: str, **overrides: Any):
+    pulumi.runtime.settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(RecordingMocks(), project=PROJECT, stack=stack)
+    pulumi.runtime.set_all_config(stack_config(stack, **overrides))
+    return load()
+
+
+def routes_with(**route_fields: Any) -> dict[str, Any]:
+    return {
+        "web": {"rule_arn": "arn:aws:elasticloadbalancing:ap-northeast-1:1:listener-rule/app/p/1/2/3", **route_fields}
+    }
+
+
+BAD_INPUTS = [
+    pytest.param({"active_color": "purple"}, "bluegreen:active_color", id="unknown-active-color"),
+    pytest.param({"color": "red"}, "bluegreen:color", id="unknown-color"),
+    pytest.param({"version": ""}, "bluegreen:version", id="empty-version"),
+    pytest.param({"version": "1.2"}, "bluegreen:version", id="short-version"),
+    pytest.param({"version": "1.2.3; rm -rf /"}, "bluegreen:version", id="version-with-semicolon"),
+    pytest.param({"version": "1.2.3 beta"}, "bluegreen:version", id="version-with-space"),
+    pytest.param({"version": "$(id)"}, "bluegreen:version", id="version-with-dollar"),
+    pytest.param({"version": "1.2.3'"}, "bluegreen:version", id="version-with-quote"),
+    pytest.param({"version": "1.2.3\n"}, "bluegreen:version", id="version-with-newline"),
+    pytest.param({"version": "1.2.3/../x"}, "bluegreen:version", id="version-with-slash"),
+    pytest.param({"min_size": "-1"}, "bluegreen:min_size", id="negative-min"),
+    pytest.param({"desired_capacity": "-2", "min_size": "0"}, "bluegreen:desired_capacity", id="negative-desired"),
+    pytest.param({"min_size": "3", "desired_capacity": "2"}, "bluegreen:min_size", id="min-above-desired"),
+    pytest.param({"desired_capacity": "5", "max_size": "4"}, "bluegreen:desired_capacity", id="desired-above-max"),
+    pytest.param({"min_size": "0", "desired_capacity": "0"}, "bluegreen:desired_capacity", id="zero-live-capacity"),
+    pytest.param({"max_size": "many"}, "bluegreen:max_size", id="capacity-not-a-number"),
+    pytest.param({"idle_capacity": "-1"}, "bluegreen:idle_capacity", id="negative-idle"),
+    pytest.param({"idle_capacity": "9"}, "bluegreen:idle_capacity", id="idle-above-max"),
+    pytest.param({"routes": {}}, "bluegreen:routes", id="empty-routes"),
+    pytest.param({"routes": ["web"]}, "bluegreen:routes", id="routes-not-a-map"),
+    pytest.param({"routes": {"web": {"port": 80}}}, "bluegreen:routes.web.rule_arn", id="route-without-rule"),
+    pytest.param({"routes": routes_with(rule_arn="not-an-arn")}, "bluegreen:routes.web.rule_arn", id="route-bad-rule"),
+    pytest.param({"routes": routes_with(port=70000)}, "bluegreen:routes.web.port", id="route-bad-port"),
+    pytest.param({"routes": routes_with(protocol="FTP")}, "bluegreen:routes.web.protocol", id="route-bad-protocol"),
+    pytest.param({"routes": routes_with(colour="blue")}, "bluegreen:routes.web.colour", id="route-unknown-field"),
+    pytest.param({"routes": {"Web Route": routes_with()["web"]}}, "bluegreen:routes", id="route-bad-name"),
+    pytest.param({"subnet_ids": []}, "bluegreen:subnet_ids", id="no-subnets"),
+    pytest.param({"app_name": "My App"}, "bluegreen:app_name", id="bad-app-name"),
+    pytest.param({"image_id": "ubuntu"}, "bluegreen:image_id", id="bad-image-id"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key"), BAD_INPUTS)
+def test_bad_input_names_the_key(overrides: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_as("blue", **overrides)
+    message = str(raised.value)
+    assert key in message
+    assert "\n" not in message
+
+
+def test_stack_without_a_color_fails() -> None:
+    with pytest.raises(ConfigError, match="bluegreen:color"):
+        load_as("staging")
+
+
+def test_explicit_color_names_a_stack_of_any_name() -> None:
+    assert load_as("staging", color="green", version="1.0.0").color == "green"
+
+
+def test_color_defaults_to_the_stack_name() -> None:
+    assert load_as("green").color == "green"
+
+
+def test_prerelease_version_is_accepted() -> None:
+    assert load_as("blue", version="1.2.3-rc.1").version == "1.2.3-rc.1"
+
+
+def test_config_error_is_reported_without_a_stack_trace() -> None:
+    assert issubclass(ConfigError, pulumi.RunError)
+
+
+PROGRAM_CASES = {"unknown-active-color", "empty-version", "empty-routes", "negative-min", "route-without-rule"}
+
+
+@pytest.mark.parametrize(("overrides", "key"), [case for case in BAD_INPUTS if case.id in PROGRAM_CASES])
+def test_bad_input_creates_nothing(overrides: dict[str, Any], key: str) -> None:
+    error, run = run_failing_program("blue", **overrides)
+    assert isinstance(error, ConfigError)
+    assert key in str(error)
+    assert run.resources == {}

@@ -1,0 +1,103 @@
+"""The real __main__.py under Pulumi's mock engine: per stack and per active_color."""
+
+import pytest
+
+from tests.program import ProgramRun, run_program
+
+AMI = "ami-0123456789abcdef0"
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+ASG = "aws:autoscaling/group:Group"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+COMBINATIONS = [(stack, active) for stack in ("blue", "green") for active in ("blue", "green")]
+
+
+def run(stack: str, active: str, **overrides: object) -> ProgramRun:
+    return run_program(stack, active_color=active, image_id=AMI, **overrides)
+
+
+@pytest.mark.parametrize(("stack", "active"), COMBINATIONS)
+def test_one_environment_of_the_stack_color(stack: str, active: str) -> None:
+    program = run(stack, active)
+    environment = program.one("bluegreen:index:Environment")
+    assert environment.name == f"app-{stack}"
+    assert program.exports["color"] == stack
+    assert program.exports["is_live"] is (stack == active)
+
+
+@pytest.mark.parametrize(("stack", "active"), COMBINATIONS)
+def test_one_target_group_per_route_tagged_with_color(stack: str, active: str) -> None:
+    program = run(stack, active)
+    groups = {group.inputs["tags"]["route"]: group for group in program.of_type(TARGET_GROUP)}
+    assert set(groups) == {"web", "api"}
+    assert groups["web"].inputs["port"] == 8080
+    assert groups["api"].inputs["port"] == 8081
+    assert groups["web"].inputs["healthCheck"]["path"] == "/health"
+    assert groups["web"].inputs["deregistrationDelay"] == 60
+    for group in groups.values():
+        assert group.inputs["tags"]["color"] == stack
+        assert group.inputs["tags"]["app"] == "app"
+    assert set(program.exports["target_group_arns"]) == {"web", "api"}
+
+
+@pytest.mark.parametrize(("stack", "active"), COMBINATIONS)
+def test_asg_uses_elb_health_and_exactly_its_own_target_groups(stack: str, active: str) -> None:
+    program = run(stack, active)
+    group = program.one(ASG)
+    own_arns = {tg.outputs["arn"] for tg in program.of_type(TARGET_GROUP)}
+    assert group.inputs["healthCheckType"] == "ELB"
+    assert set(group.inputs["targetGroupArns"]) == own_arns
+    assert set(program.exports["target_group_arns"].values()) == own_arns
+    assert all(f"-{stack}-" in arn for arn in own_arns)
+
+
+@pytest.mark.parametrize(("stack", "active"), COMBINATIONS)
+def test_names_and_tags_carry_app_color_and_version(stack: str, active: str) -> None:
+    program = run(stack, active, version="2.0.1")
+    group = program.one(ASG)
+    assert group.inputs["namePrefix"] == f"app-{stack}-2.0.1-"
+    assert program.exports["asg_name"].startswith(f"app-{stack}-2.0.1-")
+    tags = {tag["key"]: tag["value"] for tag in group.inputs["tags"]}
+    assert tags == {"app": "app", "color": stack, "version": "2.0.1", "managed-by": "bluegreen"}
+    assert all(tag["propagateAtLaunch"] for tag in group.inputs["tags"])
+    template = program.one(LAUNCH_TEMPLATE)
+    assert template.inputs["tags"]["version"] == "2.0.1"
+    assert template.inputs["tagSpecifications"][0]["tags"]["color"] == stack
+
+
+@pytest.mark.parametrize(("stack", "active"), COMBINATIONS)
+def test_launch_template_runs_the_image_and_the_asg_pins_its_version(stack: str, active: str) -> None:
+    program = run(stack, active)
+    template = program.one(LAUNCH_TEMPLATE)
+    group = program.one(ASG)
+    assert template.inputs["imageId"] == AMI
+    assert template.inputs["instanceType"] == "t3.micro"
+    assert group.inputs["launchTemplate"] == {"id": f"{template.name}-id", "version": "1"}
+    assert program.depends_on(group, template)
+
+
+def test_a_new_image_or_template_replaces_the_asg_create_before_delete() -> None:
+    group = run("green", "blue").one(ASG)
+    assert "launchTemplate" in group.replace_on_changes
+    assert group.delete_before_replace is False
+
+
+@pytest.mark.parametrize(("stack", "active"), COMBINATIONS)
+def test_capacity_is_full_when_live_and_idle_capacity_when_idle(stack: str, active: str) -> None:
+    group = run(stack, active, idle_capacity="1", min_size="2", desired_capacity="3", max_size="5").one(ASG)
+    if stack == active:
+        assert (group.inputs["minSize"], group.inputs["desiredCapacity"], group.inputs["maxSize"]) == (2, 3, 5)
+    else:
+        assert (group.inputs["minSize"], group.inputs["desiredCapacity"], group.inputs["maxSize"]) == (1, 1, 5)
+
+
+def test_idle_color_keeps_full_capacity_by_default() -> None:
+    group = run("green", "blue", idle_capacity="full").one(ASG)
+    assert (group.inputs["minSize"], group.inputs["desiredCapacity"], group.inputs["maxSize"]) == (2, 2, 4)
+
+
+def test_any_number_of_routes() -> None:
+    arn = "arn:aws:elasticloadbalancing:ap-northeast-1:1:listener-rule/app/p/1/2/"
+    routes = {name: {"rule_arn": arn + name} for name in ("web", "api", "admin")}
+    program = run("blue", "blue", routes=routes)
+    assert len(program.of_type(TARGET_GROUP)) == 3
+    assert len(program.one(ASG).inputs["targetGroupArns"]) == 3
