@@ -1,0 +1,126 @@
+"""Test session fixtures: a moto server on 127.0.0.1 and a recorder of the AWS calls providers make."""
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from components.aws import Endpoint
+from tests.aws_world import REGION, World
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto server for the session; tests reset it instead of starting their own."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in FAKE_CREDENTIALS.items():
+            patch.setenv(key, value)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+        server.stop()
+
+
+@pytest.fixture
+def world(moto_endpoint: str) -> World:
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    return World(moto_endpoint)
+
+
+class CallRecorder:
+    """Every AWS operation the providers' clients send, seen through botocore's before-call event."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def record(self, model: Any, **_: Any) -> None:
+        self.calls.append((model.service_model.service_name, model.name))
+
+    def operations(self) -> list[str]:
+        return [operation for _, operation in self.calls]
+
+    def writes(self) -> list[str]:
+        return [op for op in self.operations() if not op.startswith(("Describe", "Get", "List"))]
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+
+@pytest.fixture
+def api_calls(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
+    recorder = CallRecorder()
+    build = Endpoint.client
+
+    def recording_client(self: Endpoint, service: str) -> Any:
+        client = build(self, service)
+        client.meta.events.register("before-call", recorder.record)
+        return client
+
+    monkeypatch.setattr(Endpoint, "client", recording_client)
+    return recorder
+
+
+@pytest.fixture(autouse=True)
+def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach real AWS: without an endpoint, credentials are fake and fail."""
+    for key, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture
+def target_health(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str, str, str]]:
+    """Instance id -> (state, reason, description) that moto reports in every target group.
+
+    moto reports every registered instance healthy; the server runs in this process, so
+    patching its model changes what any client sees.
+    """
+    from moto.elbv2 import models
+
+    overrides: dict[str, tuple[str, str, str]] = {}
+    original = models.FakeTargetGroup.health_for
+
+    def health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
+        if target["Id"] in overrides:
+            state, reason, description = overrides[target["Id"]]
+            return models.FakeHealthStatus(target["Id"], self.port, self.health_check_port, state, reason, description)
+        return original(self, target, ec2_backend)
+
+    monkeypatch.setattr(models.FakeTargetGroup, "health_for", health_for)
+    return overrides
+
+
+@pytest.fixture(scope="session")
+def smoke_server() -> Iterator[str]:
+    """A local HTTP app for smoke checks: /health says ok to Host app.example, /broken answers 500."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class App(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = (500, b"boom") if self.path == "/broken" else (200, b"nope")
+            if self.path == "/health" and self.headers.get("Host") == "app.example":
+                body = b"ok"
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), App)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

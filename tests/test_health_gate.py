@@ -1,0 +1,135 @@
+"""HealthGate against moto: traffic may only follow a gate that saw every instance fit (P1, P2)."""
+
+from typing import Any
+
+import pytest
+
+from components.health_gate import GateFailed, HealthGateProvider
+from tests.aws_world import ColorEnvironment, World
+from tests.conftest import CallRecorder
+
+
+def gate_props(world: World, environment: ColorEnvironment, **overrides: Any) -> dict[str, Any]:
+    return {
+        **world.props(),
+        "asg_name": environment.asg_name,
+        "target_group_arns": environment.target_group_arns,
+        "ami_id": environment.ami_id,
+        "expected_count": 2.0,
+        "timeout_seconds": 1.0,
+        "poll_seconds": 0.2,
+        "smoke_checks": [],
+        "trigger": {"version": environment.version},
+        **overrides,
+    }
+
+
+@pytest.fixture
+def green(world: World) -> ColorEnvironment:
+    world.build_load_balancer()
+    return world.build_color("green", instances=2)
+
+
+def test_gate_passes_on_a_healthy_color(world: World, green: ColorEnvironment) -> None:
+    result = HealthGateProvider().create(gate_props(world, green))
+    assert result.outs["passed_at"]
+    assert result.outs["instance_ids"] == world.instance_ids(green)
+
+
+def test_gate_reports_progress_per_route(
+    world: World, green: ColorEnvironment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    HealthGateProvider().create(gate_props(world, green))
+    assert "web: 2/2 healthy; api: 2/2 healthy" in capsys.readouterr().err
+
+
+def test_gate_times_out_on_one_unhealthy_instance_and_lists_it(
+    world: World, green: ColorEnvironment, target_health: dict[str, tuple[str, str, str]]
+) -> None:
+    sick = world.instance_ids(green)[0]
+    target_health[sick] = ("unhealthy", "Target.FailedHealthChecks", "Health checks failed with these codes: [502]")
+    with pytest.raises(GateFailed) as failed:
+        HealthGateProvider().create(gate_props(world, green))
+    message = str(failed.value)
+    assert "timed out" in message
+    assert "web: 1/2 healthy" in message
+    sick_line = next(line for line in message.splitlines() if sick in line)
+    assert "unhealthy" in sick_line
+    assert "Target.FailedHealthChecks" in sick_line
+    assert "[502]" in sick_line
+
+
+def test_gate_waits_while_instances_run_the_old_image(world: World, green: ColorEnvironment) -> None:
+    new_image = world.amazon_linux_amis()[1]
+    with pytest.raises(GateFailed) as failed:
+        HealthGateProvider().create(gate_props(world, green, ami_id=new_image))
+    assert f"0/2 instances run {new_image}" in str(failed.value)
+    assert green.ami_id in str(failed.value)
+
+
+def test_gate_waits_for_the_expected_count(world: World, green: ColorEnvironment) -> None:
+    with pytest.raises(GateFailed, match="2/3 instances InService"):
+        HealthGateProvider().create(gate_props(world, green, expected_count=3.0))
+
+
+def test_gate_fails_on_an_initial_target(
+    world: World, green: ColorEnvironment, target_health: dict[str, tuple[str, str, str]]
+) -> None:
+    target_health[world.instance_ids(green)[1]] = ("initial", "Elb.RegistrationInProgress", "Target registration")
+    with pytest.raises(GateFailed, match=r"Elb\.RegistrationInProgress"):
+        HealthGateProvider().create(gate_props(world, green))
+
+
+def test_gate_passes_once_the_target_recovers(
+    world: World, green: ColorEnvironment, target_health: dict[str, tuple[str, str, str]]
+) -> None:
+    import threading
+
+    sick = world.instance_ids(green)[0]
+    target_health[sick] = ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
+    threading.Timer(0.5, target_health.pop, args=(sick,)).start()
+    result = HealthGateProvider().create(gate_props(world, green, timeout_seconds=5.0))
+    assert result.outs["passed_at"]
+
+
+def calls_for_one_evaluation(world: World, instances: int, api_calls: CallRecorder) -> list[str]:
+    environment = world.build_color(f"c{instances}", instances=instances)
+    api_calls.clear()
+    HealthGateProvider().create(gate_props(world, environment, expected_count=float(instances)))
+    return api_calls.operations()
+
+
+def test_api_calls_per_poll_do_not_grow_with_instances(world: World, api_calls: CallRecorder) -> None:
+    world.build_load_balancer()
+    few = calls_for_one_evaluation(world, 2, api_calls)
+    many = calls_for_one_evaluation(world, 20, api_calls)
+    assert sorted(few) == sorted(many)
+    assert few.count("DescribeTargetHealth") == 2
+
+
+def test_gate_makes_no_write(world: World, green: ColorEnvironment, api_calls: CallRecorder) -> None:
+    HealthGateProvider().create(gate_props(world, green))
+    assert api_calls.writes() == []
+
+
+def test_smoke_check_failure_fails_the_gate(world: World, green: ColorEnvironment, smoke_server: str) -> None:
+    checks = [{"url": f"{smoke_server}/broken", "expected_status": 200.0, "body_pattern": "", "host": ""}]
+    with pytest.raises(GateFailed, match=r"/broken.*500"):
+        HealthGateProvider().create(gate_props(world, green, smoke_checks=checks))
+
+
+def test_smoke_check_checks_status_body_and_host(world: World, green: ColorEnvironment, smoke_server: str) -> None:
+    checks = [{"url": f"{smoke_server}/health", "expected_status": 200.0, "body_pattern": "ok", "host": "app.example"}]
+    assert HealthGateProvider().create(gate_props(world, green, smoke_checks=checks)).outs["passed_at"]
+    wrong_host = [{**checks[0], "host": "other.example"}]
+    with pytest.raises(GateFailed, match="body"):
+        HealthGateProvider().create(gate_props(world, green, smoke_checks=wrong_host))
+
+
+def test_diff_reruns_the_gate_only_when_what_it_verifies_changes(world: World, green: ColorEnvironment) -> None:
+    provider = HealthGateProvider()
+    olds = provider.create(gate_props(world, green)).outs
+    assert provider.diff("gate", olds, gate_props(world, green)).changes is False
+    assert provider.diff("gate", olds, gate_props(world, green, timeout_seconds=600.0)).changes is False
+    assert provider.diff("gate", olds, gate_props(world, green, trigger={"version": "2.0.0"})).changes is True
+    assert provider.diff("gate", olds, gate_props(world, green, expected_count=4.0)).changes is True
