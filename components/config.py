@@ -76,6 +76,19 @@ class Settings:
     instance_profile: str
     health_check_grace_period: int
     routes: tuple[Route, ...]
+    gate_timeout_seconds: int
+    gate_poll_seconds: int
+    smoke_checks: tuple[dict[str, Any], ...]
+    endpoint_url: str
+
+    @property
+    def drain_seconds(self) -> int:
+        """How long the old color keeps serving in-flight requests after a switch."""
+        return max(route.deregistration_delay for route in self.routes)
+
+    @property
+    def rule_arns(self) -> dict[str, str]:
+        return {route.name: route.rule_arn for route in self.routes}
 
     @property
     def is_live(self) -> bool:
@@ -83,11 +96,17 @@ class Settings:
         return self.color == self.active_color
 
     @property
-    def planned_capacity(self) -> Capacity:
-        """Full capacity while live or when no idle capacity is set, else the idle capacity."""
-        if self.is_live or self.idle_capacity is None:
-            return self.capacity
-        return Capacity(min_size=self.idle_capacity, max_size=self.capacity.max_size, desired=self.idle_capacity)
+    def release(self) -> dict[str, Any]:
+        """What, changed, replaces the color's instances: refused while the color serves traffic."""
+        return {
+            "version": self.version,
+            "image_id": self.image_id or "",
+            "instance_type": self.instance_type,
+            "key_name": self.key_name or "",
+            "security_group_ids": list(self.security_group_ids),
+            "instance_profile": self.instance_profile,
+            "target_groups": {route.name: f"{route.protocol}:{route.port}" for route in self.routes},
+        }
 
 
 def _choice(value: str, key: str, allowed: tuple[str, ...]) -> str:
@@ -202,6 +221,42 @@ def _routes(config: pulumi.Config) -> tuple[Route, ...]:
     return tuple(_route(name, settings) for name, settings in raw.items())
 
 
+_SMOKE_DEFAULTS: dict[str, Any] = {"url": None, "expected_status": 200, "body_pattern": "", "host": ""}
+
+
+def _smoke_check(index: int, raw: Any) -> dict[str, Any]:
+    key = f"smoke_checks[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{_key(key)} must be a map with url, expected_status, body_pattern, host")
+    for field_name in raw:
+        if field_name not in _SMOKE_DEFAULTS:
+            raise ConfigError(
+                f"{_key(f'{key}.{field_name}')} is not a smoke check setting (known: {', '.join(_SMOKE_DEFAULTS)})"
+            )
+    check = {**_SMOKE_DEFAULTS, **raw}
+    if not isinstance(check["url"], str) or not re.fullmatch(r"https?://\S+", check["url"]):
+        raise ConfigError(f"{_key(f'{key}.url')} must be an http:// or https:// URL, got {check['url']!r}")
+    status = check["expected_status"]
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise ConfigError(f"{_key(f'{key}.expected_status')} must be an HTTP status (100-599), got {status!r}")
+    try:
+        re.compile(check["body_pattern"])
+    except (re.error, TypeError):
+        raise ConfigError(
+            f"{_key(f'{key}.body_pattern')} must be a regular expression, got {check['body_pattern']!r}"
+        ) from None
+    if not isinstance(check["host"], str):
+        raise ConfigError(f"{_key(f'{key}.host')} must be a host name, got {check['host']!r}")
+    return check
+
+
+def _smoke_checks(config: pulumi.Config) -> tuple[dict[str, Any], ...]:
+    raw = _json(config, "smoke_checks")
+    if not isinstance(raw, list):
+        raise ConfigError(f"{_key('smoke_checks')} must be a list of checks (url, expected_status, body_pattern, host)")
+    return tuple(_smoke_check(index, check) for index, check in enumerate(raw))
+
+
 def _color(config: pulumi.Config) -> str:
     explicit = config.require("color")
     if explicit:
@@ -236,4 +291,8 @@ def load() -> Settings:
         instance_profile=config.require("instance_profile"),
         health_check_grace_period=_int(config, "health_check_grace_period"),
         routes=_routes(config),
+        gate_timeout_seconds=_int(config, "gate_timeout_seconds", minimum=1),
+        gate_poll_seconds=_int(config, "gate_poll_seconds", minimum=1),
+        smoke_checks=_smoke_checks(config),
+        endpoint_url=config.require("endpoint_url"),
     )

@@ -41,7 +41,8 @@ class BlueGreenEnvironment(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EnvironmentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("bluegreen:index:Environment", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # Children wait for whatever the component waits for (the live-color guard).
+        child = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
         tags = {"app": args.app_name, "color": args.color, "version": args.version, "managed-by": "bluegreen"}
 
         template = aws.ec2.LaunchTemplate(
@@ -97,7 +98,7 @@ class BlueGreenEnvironment(pulumi.ComponentResource):
             health_check_grace_period=args.health_check_grace_period,
             launch_template={"id": template.id, "version": template.latest_version.apply(str)},
             tags=[{"key": key, "value": value, "propagate_at_launch": True} for key, value in tags.items()],
-            opts=pulumi.ResourceOptions(parent=self, replace_on_changes=["launchTemplate"]),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(replace_on_changes=["launchTemplate"])),
         )
 
         self.target_group_arns = pulumi.Output.all(

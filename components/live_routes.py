@@ -61,11 +61,11 @@ def read_rules(elbv2: Any, rule_arns: dict[str, str]) -> dict[str, RuleState]:
 
 
 def routes_served_by(elbv2: Any, rules: dict[str, RuleState], app_name: str, color: str) -> list[str]:
-    """Routes whose rule forwards to a target group of this app and color (by the groups' own tags)."""
+    """Routes, sorted, whose rule forwards to a target group of this app and color (by the groups' own tags)."""
     target_groups = sorted({arn for rule in rules.values() for arn in rule.target_group_arns})
     tags = _tags(elbv2, target_groups) if target_groups else {}
 
     def ours(arn: str) -> bool:
         return tags.get(arn, {}).get("app") == app_name and tags.get(arn, {}).get("color") == color
 
-    return [route for route, rule in rules.items() if any(ours(arn) for arn in rule.target_group_arns)]
+    return sorted(route for route, rule in rules.items() if any(ours(arn) for arn in rule.target_group_arns))

@@ -1,5 +1,6 @@
 """Test session fixtures: a moto server on 127.0.0.1 and a recorder of the AWS calls providers make."""
 
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +23,7 @@ FAKE_CREDENTIALS = {
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """One moto server for the session; tests reset it instead of starting their own."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in FAKE_CREDENTIALS.items():
             patch.setenv(key, value)

@@ -2,6 +2,7 @@
 
 import runpy
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pulumi
@@ -9,7 +10,13 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.protection import GuardInputs, Traffic, plan_capacity
 from tests.stack_config import PROJECT, PROJECT_DIR, stack_config
+
+GUARD = "pulumi-python:dynamic/bluegreen:LiveColorGuard"
+GATE = "pulumi-python:dynamic/bluegreen:HealthGate"
+SWITCH = "pulumi-python:dynamic/bluegreen:TrafficSwitch"
+DESTROY_GUARD = "pulumi-python:dynamic/bluegreen:DestroyGuard"
 
 
 @dataclass
@@ -32,6 +39,18 @@ def _fake_outputs(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
         return {"latestVersion": 1, "arn": f"arn:aws:ec2:ap-northeast-1:123456789012:launch-template/lt-{args.name}"}
     if args.typ == "aws:autoscaling/group:Group":
         return {"name": args.inputs["namePrefix"] + "20261126"}
+    if args.typ == GUARD:
+        # The real guard's own planning, as it would run when the rules point at nobody's color.
+        planned, note = plan_capacity(GuardInputs.from_props(args.inputs), Traffic([], None), datetime.now(UTC))
+        return {
+            "min_size": planned.min_size,
+            "max_size": planned.max_size,
+            "desired_capacity": planned.desired,
+            "serving_routes": [],
+            "capacity_note": note,
+        }
+    if args.typ == GATE:
+        return {"passed_at": "2026-11-26T00:00:00+00:00", "instance_ids": []}
     return {}
 
 

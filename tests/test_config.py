@@ -53,6 +53,23 @@ BAD_INPUTS = [
     pytest.param({"subnet_ids": []}, "bluegreen:subnet_ids", id="no-subnets"),
     pytest.param({"app_name": "My App"}, "bluegreen:app_name", id="bad-app-name"),
     pytest.param({"image_id": "ubuntu"}, "bluegreen:image_id", id="bad-image-id"),
+    pytest.param({"gate_timeout_seconds": "0"}, "bluegreen:gate_timeout_seconds", id="zero-gate-timeout"),
+    pytest.param({"gate_poll_seconds": "0"}, "bluegreen:gate_poll_seconds", id="zero-gate-poll"),
+    pytest.param({"smoke_checks": {"url": "http://x"}}, "bluegreen:smoke_checks", id="smoke-checks-not-a-list"),
+    pytest.param({"smoke_checks": [{"url": "ftp://x"}]}, "bluegreen:smoke_checks[0].url", id="smoke-bad-url"),
+    pytest.param(
+        {"smoke_checks": [{"url": "http://x", "expected_status": 999}]},
+        "bluegreen:smoke_checks[0].expected_status",
+        id="smoke-bad-status",
+    ),
+    pytest.param(
+        {"smoke_checks": [{"url": "http://x", "body_pattern": "("}]},
+        "bluegreen:smoke_checks[0].body_pattern",
+        id="smoke-bad-pattern",
+    ),
+    pytest.param(
+        {"smoke_checks": [{"url": "http://x", "hots": "a"}]}, "bluegreen:smoke_checks[0].hots", id="smoke-typo"
+    ),
 ]
 
 
@@ -95,3 +112,16 @@ def test_bad_input_creates_nothing(overrides: dict[str, Any], key: str) -> None:
     assert isinstance(error, ConfigError)
     assert key in str(error)
     assert run.resources == {}
+
+
+def test_smoke_checks_are_read_with_defaults() -> None:
+    settings = load_as("blue", smoke_checks=[{"url": "https://green.example/health", "host": "app.example"}])
+    assert settings.smoke_checks == (
+        {"url": "https://green.example/health", "expected_status": 200, "body_pattern": "", "host": "app.example"},
+    )
+
+
+def test_drain_delay_is_the_longest_deregistration_delay() -> None:
+    arn = "arn:aws:elasticloadbalancing:ap-northeast-1:1:listener-rule/app/p/1/2/"
+    routes = {"web": {"rule_arn": arn + "1", "deregistration_delay": 30}, "api": {"rule_arn": arn + "2"}}
+    assert load_as("blue", routes=routes).drain_seconds == 60

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.program import ProgramRun, run_program
+from tests.program import DESTROY_GUARD, GATE, GUARD, SWITCH, ProgramRun, run_program
 
 AMI = "ami-0123456789abcdef0"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
@@ -101,3 +101,50 @@ def test_any_number_of_routes() -> None:
     program = run("blue", "blue", routes=routes)
     assert len(program.of_type(TARGET_GROUP)) == 3
     assert len(program.one(ASG).inputs["targetGroupArns"]) == 3
+
+
+@pytest.mark.parametrize(("stack", "active"), COMBINATIONS)
+def test_traffic_switch_exists_only_in_the_live_stack(stack: str, active: str) -> None:
+    switches = run(stack, active).of_type(SWITCH)
+    assert len(switches) == (1 if stack == active else 0)
+
+
+def test_dependencies_run_guard_then_asg_then_gate_then_switch() -> None:
+    program = run("green", "green")
+    guard, group, gate, switch = (program.one(kind) for kind in (GUARD, ASG, GATE, SWITCH))
+    assert program.depends_on(group, guard)
+    assert program.depends_on(gate, group)
+    assert program.depends_on(switch, gate)
+    assert switch.inputs["gate_passed_at"] == gate.outputs["passed_at"]
+
+
+def test_every_resource_of_the_color_waits_for_the_guard() -> None:
+    program = run("blue", "blue")
+    guard = program.one(GUARD)
+    for kind in (LAUNCH_TEMPLATE, TARGET_GROUP, ASG):
+        for resource in program.of_type(kind):
+            assert program.depends_on(resource, guard), resource.name
+
+
+def test_destroy_guard_depends_on_the_group_and_target_groups() -> None:
+    program = run("blue", "green")
+    destroy_guard, group = program.one(DESTROY_GUARD), program.one(ASG)
+    assert program.depends_on(destroy_guard, group)
+    assert all(program.depends_on(destroy_guard, tg) for tg in program.of_type(TARGET_GROUP))
+
+
+def test_gate_expects_the_guarded_capacity_on_the_release_image() -> None:
+    program = run("green", "blue", idle_capacity="full", desired_capacity="3", max_size="4")
+    gate, guard = program.one(GATE), program.one(GUARD)
+    assert gate.inputs["expected_count"] == guard.outputs["desired_capacity"] == 3
+    assert gate.inputs["ami_id"] == AMI
+    assert gate.inputs["trigger"]["live"] is False
+    assert set(gate.inputs["target_group_arns"]) == {"web", "api"}
+
+
+def test_guard_gets_the_release_and_the_shared_rules() -> None:
+    guard = run("green", "blue", version="3.1.4").one(GUARD)
+    assert guard.inputs["release"]["version"] == "3.1.4"
+    assert guard.inputs["active_color"] == "blue"
+    assert set(guard.inputs["rule_arns"]) == {"web", "api"}
+    assert guard.inputs["drain_seconds"] == 60

@@ -9,35 +9,36 @@ from tests.stack_config import PROJECT_DIR, project_file
 README = (PROJECT_DIR / "README.md").read_text()
 
 
-def _default_cell(entry: Any) -> str:
+def _type_and_default(entry: Any) -> tuple[str, str]:
+    """How the README states a key's type and default."""
     if not isinstance(entry, dict):
-        return f"`{entry}`"
+        return "string", f"`{entry}`"
     if "value" in entry:
-        return "see Pulumi.yaml"
+        value = entry["value"]
+        shown = json.dumps(value)
+        return ("object" if isinstance(value, dict) else "list of objects"), (
+            f"`{shown}`" if len(shown) <= 20 else "see Pulumi.yaml"
+        )
+    type_ = entry["type"] if entry["type"] != "array" else f"array of {entry['items']['type']}"
     default = entry["default"]
-    return f"`{default if isinstance(default, str) else json.dumps(default)}`" if default != "" else '`""`'
+    return type_, f"`{default if isinstance(default, str) else json.dumps(default)}`" if default != "" else '`""`'
 
 
-def _row(key: str, entry: Any) -> str:
-    if isinstance(entry, dict) and "type" in entry:
-        type_ = entry["type"] if entry["type"] != "array" else f"array of {entry['items']['type']}"
-        description = entry["description"]
-    elif isinstance(entry, dict):
-        type_, description = "object", "Routes: see below."
-    else:
-        type_, description = "string", "AWS region of both stacks."
-    return f"| `{key}` | {type_} | {_default_cell(entry)} | {description} |"
-
-
-def expected_table() -> list[str]:
-    return [_row(key, entry) for key, entry in project_file()["config"].items()]
+def _documented_rows() -> dict[str, list[str]]:
+    section = README.split("## Configuration", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if re.match(r"^\| `[a-z_:]+` \|", line)]
+    return {row.split("|")[1].strip().strip("`"): [cell.strip() for cell in row.split("|")[2:-1]] for row in rows}
 
 
 def test_readme_config_table_matches_pulumi_yaml() -> None:
-    section = README.split("## Configuration", 1)[1].split("\n#", 1)[0]
-    documented = [line for line in section.splitlines() if re.match(r"^\| `[a-z_:]+` \|", line)]
-    expected = expected_table()
-    assert documented == expected, "README config table is stale; it should read:\n" + "\n".join(expected)
+    documented = _documented_rows()
+    declared = project_file()["config"]
+    assert list(documented) == list(declared), "README config table lists other keys than Pulumi.yaml"
+    for key, entry in declared.items():
+        type_, default, description = documented[key]
+        assert (type_, default) == _type_and_default(entry), f"README row of {key} is stale"
+        if isinstance(entry, dict) and "description" in entry:
+            assert description == entry["description"], f"README description of {key} is stale"
 
 
 def test_every_declared_key_has_type_description_and_default() -> None:
