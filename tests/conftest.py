@@ -11,6 +11,7 @@ from moto.server import ThreadedMotoServer
 
 from components.aws import Endpoint
 from tests.aws_world import REGION, World
+from tests.call_recorder import CallRecorder
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -40,36 +41,10 @@ def world(moto_endpoint: str) -> World:
     return World(moto_endpoint)
 
 
-class CallRecorder:
-    """Every AWS operation the providers' clients send, seen through botocore's before-call event."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def record(self, model: Any, **_: Any) -> None:
-        self.calls.append((model.service_model.service_name, model.name))
-
-    def operations(self) -> list[str]:
-        return [operation for _, operation in self.calls]
-
-    def writes(self) -> list[str]:
-        return [op for op in self.operations() if not op.startswith(("Describe", "Get", "List"))]
-
-    def clear(self) -> None:
-        self.calls.clear()
-
-
 @pytest.fixture
 def api_calls(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
     recorder = CallRecorder()
-    build = Endpoint.client
-
-    def recording_client(self: Endpoint, service: str) -> Any:
-        client = build(self, service)
-        client.meta.events.register("before-call", recorder.record)
-        return client
-
-    monkeypatch.setattr(Endpoint, "client", recording_client)
+    monkeypatch.setattr(Endpoint, "client", recorder.wrap(Endpoint.client))
     return recorder
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from components.health_gate import GateFailed, HealthGateProvider
 from tests.aws_world import ColorEnvironment, World
-from tests.conftest import CallRecorder
+from tests.call_recorder import CallRecorder
 
 
 def gate_props(world: World, environment: ColorEnvironment, **overrides: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from components.live_routes import SWITCHED_AT_TAG
 from components.protection import DestroyGuardProvider, LiveColorChange, LiveColorGuardProvider
 from components.traffic_switch import TrafficSwitchProvider
 from tests.aws_world import APP, ColorEnvironment, World
-from tests.conftest import CallRecorder
+from tests.call_recorder import CallRecorder
 
 
 def guard_props(world: World, color: str, active: str, **overrides: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import pytest
 from components.live_routes import COLOR_TAG, SWITCHED_AT_TAG, VERSION_TAG
 from components.traffic_switch import SwitchFailed, TrafficSwitchProvider
 from tests.aws_world import ColorEnvironment, World
-from tests.conftest import CallRecorder
+from tests.call_recorder import CallRecorder
 
 
 def switch_props(world: World, environment: ColorEnvironment, **overrides: Any) -> dict[str, Any]:
