@@ -1,17 +1,22 @@
 """bluegreen: one color's stack of a blue/green release (see README.md).
 
-Order: LiveColorGuard -> environment (launch template, target groups, ASG) -> HealthGate
+Order: LiveColorGuard -> BakedImage -> environment (launch template, target groups, ASG) -> HealthGate
 -> TrafficSwitch (only in the live color's stack); DestroyGuard sits after the ASG so a
 destroy meets it first.
 """
 
+from pathlib import Path
+
 import pulumi
 
+from components.baked_image import release_image, template_hash
 from components.config import load
 from components.environment import BlueGreenEnvironment, EnvironmentArgs
 from components.health_gate import HealthGate, HealthGateArgs
 from components.protection import DestroyGuard, DestroyGuardArgs, LiveColorGuard, LiveColorGuardArgs
 from components.traffic_switch import TrafficSwitch, TrafficSwitchArgs
+
+IMAGE_DIR = Path(__file__).resolve().parent / "image"
 
 settings = load()
 name = f"{settings.app_name}-{settings.color}"
@@ -25,7 +30,7 @@ guard = LiveColorGuard(
         color=settings.color,
         active_color=settings.active_color,
         rule_arns=settings.rule_arns,
-        release=settings.release,
+        release={**settings.release, "template_hash": "" if settings.image_id else template_hash(IMAGE_DIR)},
         capacity={
             "min_size": settings.capacity.min_size,
             "max_size": settings.capacity.max_size,
@@ -36,7 +41,7 @@ guard = LiveColorGuard(
     ),
 )
 
-image_id = settings.image_id
+image_id = release_image(f"{name}-image", settings, IMAGE_DIR, pulumi.ResourceOptions(depends_on=[guard]))
 
 environment = BlueGreenEnvironment(
     name,

@@ -3,7 +3,7 @@
 The original script ran one `aws ec2 describe-instance-status --instance-id X` process per
 instance on every poll. HealthGate makes one call per target group plus a fixed number of
 batched calls. Both run here against the same moto server on 127.0.0.1, side by side, for
-2, 20 and 100 instances. Run: venv/bin/python bench/gate_bench.py
+2, 20 and 100 instances. Run from the repository root: venv/bin/python -m bench.gate_bench
 """
 
 import logging
@@ -13,8 +13,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from moto.server import ThreadedMotoServer
 

@@ -57,6 +57,20 @@ class Capacity:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ImageBuild:
+    """How Packer bakes the golden image when no image_id is given."""
+
+    source_ami_name: str
+    source_ami_owners: tuple[str, ...]
+    ssh_username: str
+    build_timeout_seconds: int
+    artifact_repository: str
+    artifact_group_id: str
+    artifact_id: str
+    http_proxy: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything one color's stack needs, already validated."""
 
@@ -80,6 +94,7 @@ class Settings:
     gate_poll_seconds: int
     smoke_checks: tuple[dict[str, Any], ...]
     endpoint_url: str
+    image_build: "ImageBuild"
 
     @property
     def drain_seconds(self) -> int:
@@ -257,6 +272,32 @@ def _smoke_checks(config: pulumi.Config) -> tuple[dict[str, Any], ...]:
     return tuple(_smoke_check(index, check) for index, check in enumerate(raw))
 
 
+def _image_build(config: pulumi.Config) -> ImageBuild:
+    owners = _json(config, "source_ami_owners")
+    if not isinstance(owners, list) or not owners or not all(isinstance(owner, str) and owner for owner in owners):
+        raise ConfigError(f"{_key('source_ami_owners')} must be a non-empty list of account ids or aliases")
+    proxy = config.require("http_proxy")
+    if proxy and not re.fullmatch(r"https?://[^\s/]+(:[0-9]+)?/?", proxy):
+        raise ConfigError(f"{_key('http_proxy')} must be empty or http(s)://host[:port], got {proxy!r}")
+    return ImageBuild(
+        source_ami_name=_matching(
+            config.require("source_ami_name"), "source_ami_name", re.compile(r"\S+"), "a name filter"
+        ),
+        source_ami_owners=tuple(owners),
+        ssh_username=config.require("ssh_username"),
+        build_timeout_seconds=_int(config, "build_timeout_seconds", minimum=1),
+        artifact_repository=_matching(
+            config.require("artifact_repository"),
+            "artifact_repository",
+            re.compile(r"(s3|https?)://\S+"),
+            "an s3:// or https:// URL",
+        ),
+        artifact_group_id=config.require("artifact_group_id"),
+        artifact_id=config.require("artifact_id"),
+        http_proxy=proxy,
+    )
+
+
 def _color(config: pulumi.Config) -> str:
     explicit = config.require("color")
     if explicit:
@@ -295,4 +336,5 @@ def load() -> Settings:
         gate_poll_seconds=_int(config, "gate_poll_seconds", minimum=1),
         smoke_checks=_smoke_checks(config),
         endpoint_url=config.require("endpoint_url"),
+        image_build=_image_build(config),
     )

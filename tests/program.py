@@ -17,6 +17,8 @@ GUARD = "pulumi-python:dynamic/bluegreen:LiveColorGuard"
 GATE = "pulumi-python:dynamic/bluegreen:HealthGate"
 SWITCH = "pulumi-python:dynamic/bluegreen:TrafficSwitch"
 DESTROY_GUARD = "pulumi-python:dynamic/bluegreen:DestroyGuard"
+BAKED_IMAGE = "pulumi-python:dynamic/bluegreen:BakedImage"
+BAKED_AMI = "ami-0baked0000000000a"
 
 
 @dataclass
@@ -49,6 +51,8 @@ def _fake_outputs(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
             "serving_routes": [],
             "capacity_note": note,
         }
+    if args.typ == BAKED_IMAGE:
+        return {"ami_id": BAKED_AMI, "ami_name": "app-baked", "snapshot_ids": ["snap-0baked"]}
     if args.typ == GATE:
         return {"passed_at": "2026-11-26T00:00:00+00:00", "instance_ids": []}
     return {}

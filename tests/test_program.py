@@ -2,7 +2,9 @@
 
 import pytest
 
-from tests.program import DESTROY_GUARD, GATE, GUARD, SWITCH, ProgramRun, run_program
+from components.baked_image import template_hash
+from tests.program import BAKED_AMI, BAKED_IMAGE, DESTROY_GUARD, GATE, GUARD, SWITCH, ProgramRun, run_program
+from tests.stack_config import PROJECT_DIR
 
 AMI = "ami-0123456789abcdef0"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
@@ -148,3 +150,30 @@ def test_guard_gets_the_release_and_the_shared_rules() -> None:
     assert guard.inputs["active_color"] == "blue"
     assert set(guard.inputs["rule_arns"]) == {"web", "api"}
     assert guard.inputs["drain_seconds"] == 60
+
+
+def test_without_image_id_the_release_image_is_baked_after_the_guard() -> None:
+    program = run_program("green", active_color="blue", image_id="", version="1.5.0")
+    image, guard, template = program.one(BAKED_IMAGE), program.one(GUARD), program.one(LAUNCH_TEMPLATE)
+    assert program.depends_on(image, guard)
+    assert template.inputs["imageId"] == BAKED_AMI
+    assert program.one(GATE).inputs["ami_id"] == BAKED_AMI
+    assert image.inputs["version"] == "1.5.0"
+    assert image.inputs["template_dir"] == "image"
+    assert image.inputs["template_hash"] == template_hash(PROJECT_DIR / "image")
+    assert guard.inputs["release"]["template_hash"] == image.inputs["template_hash"]
+    assert image.inputs["build_source"] == "real"
+    assert image.inputs["variables"]["source_ami_owners"] == ["amazon"]
+    assert image.inputs["build_network"]["subnet_id"] == "subnet-0123456789abcdef0"
+
+
+def test_an_emulator_endpoint_builds_without_provisioning() -> None:
+    image = run_program("green", image_id="", endpoint_url="http://127.0.0.1:5000").one(BAKED_IMAGE)
+    assert image.inputs["build_source"] == "emulator"
+    assert image.inputs["endpoint_url"] == "http://127.0.0.1:5000"
+
+
+def test_image_id_brings_your_own_ami_and_runs_no_packer() -> None:
+    program = run("green", "blue")
+    assert program.of_type(BAKED_IMAGE) == []
+    assert program.one(LAUNCH_TEMPLATE).inputs["imageId"] == AMI

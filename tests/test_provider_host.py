@@ -8,16 +8,24 @@ import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime.proto import provider_pb2
 
+from components.baked_image import BakedImageProvider
 from components.health_gate import HealthGateProvider
 from components.protection import DestroyGuardProvider, LiveColorGuardProvider
 from components.traffic_switch import TrafficSwitchProvider
 from tests.aws_world import World
 from tests.provider_host import provider_host
+from tests.test_baked_image import image_props
 from tests.test_health_gate import gate_props
 from tests.test_protection import destroy_props, guard_props
 from tests.test_traffic_switch import on, switch_props
 
-PROVIDERS = [HealthGateProvider, TrafficSwitchProvider, LiveColorGuardProvider, DestroyGuardProvider]
+PROVIDERS = [
+    BakedImageProvider,
+    HealthGateProvider,
+    TrafficSwitchProvider,
+    LiveColorGuardProvider,
+    DestroyGuardProvider,
+]
 
 
 @pytest.mark.parametrize("provider_class", PROVIDERS)
@@ -61,3 +69,17 @@ def test_refusal_reaches_the_engine_as_an_error(world: World) -> None:
         with pytest.raises(grpc.RpcError) as refused:
             host.delete("urn:destroy-guard", id_, {**state, "__provider": props["__provider"]})
     assert "blue still serves api and web" in refused.value.details()
+
+
+def test_baked_image_builds_with_packer_in_the_real_host(world: World) -> None:
+    props = image_props(world, template_dir="image")  # relative, as the program passes it
+    with provider_host() as host:
+        serialized = host.with_provider(BakedImageProvider(), props)
+        ami_id, outs = host.create("urn:image", serialized)
+        assert ami_id == outs["ami_id"] and ami_id.startswith("ami-")
+        assert host.read("urn:image", ami_id, {**outs, "__provider": serialized["__provider"]})["ami_id"] == ami_id
+        host.delete("urn:image", ami_id, {**outs, "__provider": serialized["__provider"]})
+        process = host.process
+    assert "amazon-ebs.emulator" in (process.stderr.read().decode() if process.stderr else "")
+    images = world.client("ec2").describe_images(ImageIds=[ami_id])["Images"]
+    assert images == [] or images[0]["State"] == "deregistered"

@@ -1,0 +1,159 @@
+# Golden AMI of one release. bluegreen's BakedImage runs `packer build` on this
+# directory with -var arguments; nothing here is edited per release.
+
+variable "app_name" {
+  type        = string
+  description = "Application name: AMI name and tag."
+}
+
+variable "version" {
+  type        = string
+  description = "Release version: AMI name and tag, and the artifact version Ansible installs."
+}
+
+variable "template_hash" {
+  type        = string
+  description = "Content hash of this directory, tagged on the AMI so a changed template is a new image."
+}
+
+variable "region" {
+  type = string
+}
+
+variable "source_ami_name" {
+  type    = string
+  default = "amzn2-ami-hvm-*-x86_64-gp2"
+}
+
+variable "source_ami_owners" {
+  type    = list(string)
+  default = ["amazon"]
+}
+
+variable "instance_type" {
+  type    = string
+  default = "t3.micro"
+}
+
+variable "subnet_id" {
+  type    = string
+  default = ""
+}
+
+variable "security_group_id" {
+  type    = string
+  default = ""
+}
+
+variable "iam_instance_profile" {
+  type    = string
+  default = ""
+}
+
+variable "ssh_username" {
+  type    = string
+  default = "ec2-user"
+}
+
+variable "ec2_endpoint" {
+  type        = string
+  default     = ""
+  description = "EC2 API endpoint of an emulator; empty for real AWS."
+}
+
+variable "artifact_repository" {
+  type    = string
+  default = ""
+}
+
+variable "artifact_group_id" {
+  type    = string
+  default = ""
+}
+
+variable "artifact_id" {
+  type    = string
+  default = ""
+}
+
+variable "http_proxy" {
+  type    = string
+  default = ""
+}
+
+source "amazon-ebs" "app" {
+  region               = var.region
+  instance_type        = var.instance_type
+  subnet_id            = var.subnet_id
+  security_group_id    = var.security_group_id
+  iam_instance_profile = var.iam_instance_profile
+  custom_endpoint_ec2  = var.ec2_endpoint
+  ami_name             = "${var.app_name}-${var.version}-${substr(var.template_hash, 0, 12)}"
+  ami_description      = "${var.app_name} ${var.version} (bluegreen golden image)"
+
+  # A half-finished earlier build may have left an AMI of this name behind.
+  force_deregister      = true
+  force_delete_snapshot = true
+
+  source_ami_filter {
+    filters = {
+      name                = var.source_ami_name
+      root-device-type    = "ebs"
+      virtualization-type = "hvm"
+    }
+    owners      = var.source_ami_owners
+    most_recent = true
+  }
+
+  tags = {
+    app           = var.app_name
+    version       = var.version
+    template_hash = var.template_hash
+    managed-by    = "bluegreen"
+  }
+  snapshot_tags = {
+    app     = var.app_name
+    version = var.version
+  }
+}
+
+build {
+  # The real image: SSH in, install Ansible, run the playbook.
+  source "amazon-ebs.app" {
+    name         = "real"
+    communicator = "ssh"
+    ssh_username = var.ssh_username
+  }
+
+  # The same AMI settings with no instance to talk to: what the tests build on an emulator.
+  source "amazon-ebs.app" {
+    name         = "emulator"
+    communicator = "none"
+  }
+
+  provisioner "shell" {
+    only = ["amazon-ebs.real"]
+    environment_vars = [
+      "http_proxy=${var.http_proxy}",
+      "https_proxy=${var.http_proxy}",
+    ]
+    inline = [
+      "sudo -E yum -y update",
+      "sudo -E amazon-linux-extras install -y ansible2",
+    ]
+  }
+
+  provisioner "ansible-local" {
+    only          = ["amazon-ebs.real"]
+    playbook_file = "${path.root}/ansible/setup.yml"
+    role_paths    = ["${path.root}/ansible/roles/app"]
+    extra_arguments = [
+      "--extra-vars", "app_name=${var.app_name}",
+      "--extra-vars", "app_version=${var.version}",
+      "--extra-vars", "artifact_repository=${var.artifact_repository}",
+      "--extra-vars", "artifact_group_id=${var.artifact_group_id}",
+      "--extra-vars", "artifact_id=${var.artifact_id}",
+      "--extra-vars", "http_proxy=${var.http_proxy}",
+    ]
+  }
+}

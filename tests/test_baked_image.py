@@ -1,0 +1,188 @@
+"""BakedImage with the real Packer binary building against the moto server."""
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.baked_image import BakedImageProvider, template_hash
+from components.packer import PackerFailed, parse_line
+from tests.aws_world import APP, World
+from tests.stack_config import PROJECT_DIR
+
+IMAGE_DIR = PROJECT_DIR / "image"
+PACKER = shutil.which("packer")
+
+
+@pytest.fixture(autouse=True)
+def _packer_is_installed() -> None:
+    if PACKER is None:
+        pytest.fail("packer is not installed: run ./scripts/setup (these tests never skip)")
+
+
+@pytest.fixture
+def packer_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `packer` first on PATH that counts its runs, then runs the real one."""
+    counter = tmp_path / "packer-runs"
+    counter.write_text("")
+    wrapper = tmp_path / "bin" / "packer"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\necho run >> "{counter}"\nexec "{PACKER}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{Path(str(PACKER)).parent}")
+    return counter
+
+
+def runs(counter: Path) -> int:
+    return len(counter.read_text().split())
+
+
+def image_props(world: World, **overrides: Any) -> dict[str, Any]:
+    return {
+        **world.props(),
+        "app_name": APP,
+        "color": "green",
+        "version": "1.0.0",
+        "template_dir": str(IMAGE_DIR),
+        "template_hash": "0" * 64,
+        "variables": {"source_ami_owners": ["amazon"], "instance_type": "t3.micro"},
+        "build_source": "emulator",
+        "build_timeout_seconds": 120.0,
+        **overrides,
+    }
+
+
+def tagged_images(world: World) -> list[dict[str, Any]]:
+    return world.client("ec2").describe_images(Owners=["self"], Filters=[{"Name": "tag:app", "Values": [APP]}])[
+        "Images"
+    ]
+
+
+def test_build_creates_an_available_tagged_ami(
+    world: World, packer_runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outs = BakedImageProvider().create(image_props(world)).outs
+    image = world.client("ec2").describe_images(ImageIds=[outs["ami_id"]])["Images"][0]
+    tags = {tag["Key"]: tag["Value"] for tag in image["Tags"]}
+    assert image["State"] == "available"
+    assert tags["app"] == APP and tags["version"] == "1.0.0" and tags["template_hash"] == "0" * 64
+    assert outs["snapshot_ids"] and outs["ami_name"].startswith("app-1.0.0-")
+    assert runs(packer_runs) == 1
+    assert "amazon-ebs.emulator" in capsys.readouterr().err, "Packer's progress must reach the user"
+
+
+def test_identical_create_reuses_the_image_without_packer(world: World, packer_runs: Path) -> None:
+    provider = BakedImageProvider()
+    first = provider.create(image_props(world)).outs
+    second = provider.create(image_props(world)).outs
+    assert second["ami_id"] == first["ami_id"]
+    assert runs(packer_runs) == 1
+
+
+def test_changed_template_builds_a_new_image(world: World, packer_runs: Path) -> None:
+    provider = BakedImageProvider()
+    first = provider.create(image_props(world)).outs
+    second = provider.create(image_props(world, template_hash="1" * 64)).outs
+    assert second["ami_id"] != first["ami_id"]
+    assert runs(packer_runs) == 2
+
+
+def test_packer_failure_quotes_packer_and_records_nothing(world: World, packer_runs: Path) -> None:
+    nothing = image_props(world, variables={"source_ami_name": "no-such-image-*"})
+    with pytest.raises(PackerFailed) as failed:
+        BakedImageProvider().create(nothing)
+    assert "exit code 1" in str(failed.value)
+    assert "No AMI was found matching filters" in str(failed.value)
+    assert "no-such-image-*" in str(failed.value)
+    assert tagged_images(world) == []
+
+
+def test_build_timeout_kills_packer(world: World, packer_runs: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(PackerFailed, match=r"timed out after 0\.1s"):
+        BakedImageProvider().create(image_props(world, build_timeout_seconds=0.1))
+    assert time.monotonic() - started < 5
+
+
+def test_delete_removes_ami_and_snapshots_and_is_safe_to_repeat(world: World, packer_runs: Path) -> None:
+    provider = BakedImageProvider()
+    outs = provider.create(image_props(world)).outs
+    provider.delete(outs["ami_id"], outs)
+    provider.delete(outs["ami_id"], outs)
+    assert tagged_images(world) == []
+    snapshots = world.client("ec2").describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    assert not {snapshot["SnapshotId"] for snapshot in snapshots} & set(outs["snapshot_ids"])
+
+
+def test_delete_leaves_an_image_the_other_color_still_runs(world: World, packer_runs: Path) -> None:
+    provider = BakedImageProvider()
+    outs = provider.create(image_props(world)).outs
+    world.client("ec2").create_launch_template(
+        LaunchTemplateName="app-blue-template",
+        LaunchTemplateData={"ImageId": outs["ami_id"]},
+        TagSpecifications=[
+            {
+                "ResourceType": "launch-template",
+                "Tags": [{"Key": "app", "Value": APP}, {"Key": "color", "Value": "blue"}],
+            }
+        ],
+    )
+    provider.delete(outs["ami_id"], outs)
+    assert [image["ImageId"] for image in tagged_images(world)] == [outs["ami_id"]]
+
+
+def test_read_reports_an_image_deregistered_outside_pulumi(world: World, packer_runs: Path) -> None:
+    provider = BakedImageProvider()
+    outs = provider.create(image_props(world)).outs
+    assert provider.read(outs["ami_id"], outs).id == outs["ami_id"]
+    world.client("ec2").deregister_image(ImageId=outs["ami_id"])
+    assert not provider.read(outs["ami_id"], outs).id
+
+
+def test_diff_replaces_on_release_inputs_only(world: World) -> None:
+    provider = BakedImageProvider()
+    olds = {**image_props(world), "ami_id": "ami-0123456789abcdef0"}
+    assert provider.diff("ami", olds, image_props(world)).changes is False
+    assert provider.diff("ami", olds, image_props(world, build_timeout_seconds=10.0)).changes is False
+    for change in ({"version": "1.0.1"}, {"template_hash": "f" * 64}, {"variables": {"source_ami_name": "x-*"}}):
+        result = provider.diff("ami", olds, image_props(world, **change))
+        assert result.replaces == list(change) and result.delete_before_replace is False
+
+
+def test_template_hash_follows_every_file(tmp_path: Path) -> None:
+    copy = tmp_path / "image"
+    shutil.copytree(IMAGE_DIR, copy)
+    before = template_hash(copy)
+    assert template_hash(copy) == before
+    (copy / "ansible" / "roles" / "app" / "defaults" / "main.yml").write_text("app_port: 9090\n")
+    assert template_hash(copy) != before
+
+
+def test_machine_readable_lines_are_unescaped() -> None:
+    line = parse_line("1795696831,amazon-ebs.emulator,error,No AMI%!(PACKER_COMMA) see:\\n  filters\n")
+    assert line is not None and line.data == ("No AMI, see:\n  filters",)
+    assert parse_line("plain output") is None
+
+
+def test_packer_template_validates_and_is_formatted() -> None:
+    required = ["-var", "app_name=app", "-var", "version=1.0.0", "-var", "template_hash=x", "-var", "region=r"]
+    validate = subprocess.run([str(PACKER), "validate", *required, "."], cwd=IMAGE_DIR, capture_output=True, text=True)
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    fmt = subprocess.run([str(PACKER), "fmt", "-check", "."], cwd=IMAGE_DIR, capture_output=True, text=True)
+    assert fmt.returncode == 0, f"packer fmt would change: {fmt.stdout}"
+
+
+def test_playbook_passes_ansible_syntax_check() -> None:
+    playbook = shutil.which("ansible-playbook")
+    if playbook is None:
+        pytest.fail("ansible-playbook is not installed: run ./scripts/setup")
+    check = subprocess.run(
+        [playbook, "--syntax-check", "-i", "localhost,", "setup.yml"],
+        cwd=IMAGE_DIR / "ansible",
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
