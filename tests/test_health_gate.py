@@ -133,3 +133,15 @@ def test_diff_reruns_the_gate_only_when_what_it_verifies_changes(world: World, g
     assert provider.diff("gate", olds, gate_props(world, green, timeout_seconds=600.0)).changes is False
     assert provider.diff("gate", olds, gate_props(world, green, trigger={"version": "2.0.0"})).changes is True
     assert provider.diff("gate", olds, gate_props(world, green, expected_count=4.0)).changes is True
+
+
+def test_gate_fails_on_a_draining_target(
+    world: World, green: ColorEnvironment, target_health: dict[str, tuple[str, str, str]]
+) -> None:
+    draining = world.instance_ids(green)[0]
+    target_health[draining] = ("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
+    with pytest.raises(GateFailed) as failed:
+        HealthGateProvider().create(gate_props(world, green))
+    assert "draining Target.DeregistrationInProgress" in next(
+        line for line in str(failed.value).splitlines() if draining in line
+    )

@@ -1,5 +1,6 @@
-"""P5: a preview changes nothing. The engine calls only check and diff of each provider in a
-preview; none of them may write to AWS (reads are allowed: the guard reads the rules)."""
+"""P5 and P6. A preview changes nothing: the engine calls only check and diff of each provider
+in a preview, and none of them may write to AWS (reads are allowed: the guard reads the rules).
+An unchanged config is no change: diff says so, and nothing is written."""
 
 from collections.abc import Callable
 from typing import Any
@@ -54,4 +55,16 @@ def test_check_and_diff_make_no_aws_write(world: World, api_calls: CallRecorder,
     api_calls.clear()
     provider.check(olds, news)
     assert provider.diff("id", olds, news).changes is True
+    assert api_calls.writes() == []
+
+
+@pytest.mark.parametrize("case", [_gate, _switch, _guard, _destroy_guard], ids=lambda case: case.__name__[1:])
+def test_unchanged_inputs_are_no_change(world: World, api_calls: CallRecorder, case: Props) -> None:
+    """P6: after an update, the same config again makes no change and no write."""
+    world.build_load_balancer()
+    provider, _, news = case(world)
+    state = provider.create(news).outs
+    api_calls.clear()
+    provider.check(state, news)
+    assert provider.diff("id", state, news).changes is False
     assert api_calls.writes() == []
