@@ -10,7 +10,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from components.aws import Endpoint
-from tests.aws_world import REGION, World
+from tests.aws_world import REGION, ColorEnvironment, World
 from tests.call_recorder import CallRecorder
 
 FAKE_CREDENTIALS = {
@@ -39,6 +39,15 @@ def moto_endpoint() -> Iterator[str]:
 def world(moto_endpoint: str) -> World:
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
     return World(moto_endpoint)
+
+
+@pytest.fixture
+def blue_serves(world: World) -> tuple[ColorEnvironment, ColorEnvironment]:
+    """The load balancer, both colors built, and every production rule on blue."""
+    world.build_load_balancer()
+    blue, green = world.build_color("blue"), world.build_color("green", version="1.1.0")
+    world.point_rules_at(blue)
+    return blue, green
 
 
 @pytest.fixture

@@ -38,14 +38,6 @@ def destroy_props(world: World, environment: ColorEnvironment) -> dict[str, Any]
     }
 
 
-@pytest.fixture
-def blue_serves(world: World) -> tuple[ColorEnvironment, ColorEnvironment]:
-    world.build_load_balancer()
-    blue, green = world.build_color("blue"), world.build_color("green", version="1.1.0")
-    world.point_rules_at(blue)
-    return blue, green
-
-
 def switch_to(world: World, environment: ColorEnvironment) -> None:
     TrafficSwitchProvider().create(
         {

@@ -22,20 +22,14 @@ def switch_props(world: World, environment: ColorEnvironment, **overrides: Any) 
     }
 
 
-@pytest.fixture
-def colors(world: World) -> tuple[ColorEnvironment, ColorEnvironment]:
-    world.build_load_balancer()
-    blue, green = world.build_color("blue"), world.build_color("green", version="1.1.0")
-    world.point_rules_at(blue)
-    return blue, green
-
-
 def on(environment: ColorEnvironment) -> dict[str, tuple[str, ...]]:
     return {route: (arn,) for route, arn in environment.target_group_arns.items()}
 
 
-def test_switch_moves_every_rule_and_tags_it(world: World, colors: tuple[ColorEnvironment, ColorEnvironment]) -> None:
-    _, green = colors
+def test_switch_moves_every_rule_and_tags_it(
+    world: World, blue_serves: tuple[ColorEnvironment, ColorEnvironment]
+) -> None:
+    _, green = blue_serves
     TrafficSwitchProvider().create(switch_props(world, green))
     assert world.rule_targets() == on(green)
     for route in world.rule_arns:
@@ -46,9 +40,9 @@ def test_switch_moves_every_rule_and_tags_it(world: World, colors: tuple[ColorEn
 
 
 def test_failure_on_the_second_rule_restores_the_first(
-    world: World, colors: tuple[ColorEnvironment, ColorEnvironment]
+    world: World, blue_serves: tuple[ColorEnvironment, ColorEnvironment]
 ) -> None:
-    blue, green = colors
+    blue, green = blue_serves
     missing = green.target_group_arns["api"].replace("app-green-api", "app-green-gone")
     broken = {**green.target_group_arns, "api": missing}
     with pytest.raises(SwitchFailed) as failed:
@@ -60,15 +54,19 @@ def test_failure_on_the_second_rule_restores_the_first(
     assert COLOR_TAG not in world.rule_tags("web")
 
 
-def test_switch_refuses_without_a_passed_gate(world: World, colors: tuple[ColorEnvironment, ColorEnvironment]) -> None:
-    blue, green = colors
+def test_switch_refuses_without_a_passed_gate(
+    world: World, blue_serves: tuple[ColorEnvironment, ColorEnvironment]
+) -> None:
+    blue, green = blue_serves
     with pytest.raises(SwitchFailed, match="health gate"):
         TrafficSwitchProvider().create(switch_props(world, green, gate_passed_at=""))
     assert world.rule_targets() == on(blue)
 
 
-def test_refresh_then_up_does_not_move_traffic(world: World, colors: tuple[ColorEnvironment, ColorEnvironment]) -> None:
-    blue, green = colors
+def test_refresh_then_up_does_not_move_traffic(
+    world: World, blue_serves: tuple[ColorEnvironment, ColorEnvironment]
+) -> None:
+    blue, green = blue_serves
     provider = TrafficSwitchProvider()
     state = provider.create(switch_props(world, green)).outs
     world.point_rules_at(blue)  # someone moved traffic by hand
@@ -79,8 +77,8 @@ def test_refresh_then_up_does_not_move_traffic(world: World, colors: tuple[Color
     assert world.rule_targets() == on(blue)
 
 
-def test_a_change_of_intent_is_a_change(world: World, colors: tuple[ColorEnvironment, ColorEnvironment]) -> None:
-    blue, green = colors
+def test_a_change_of_intent_is_a_change(world: World, blue_serves: tuple[ColorEnvironment, ColorEnvironment]) -> None:
+    blue, green = blue_serves
     provider = TrafficSwitchProvider()
     state = provider.create(switch_props(world, green)).outs
     assert provider.diff("switch", state, switch_props(world, green, version="1.2.0")).changes is True
@@ -88,9 +86,9 @@ def test_a_change_of_intent_is_a_change(world: World, colors: tuple[ColorEnviron
 
 
 def test_delete_moves_nothing(
-    world: World, colors: tuple[ColorEnvironment, ColorEnvironment], api_calls: CallRecorder
+    world: World, blue_serves: tuple[ColorEnvironment, ColorEnvironment], api_calls: CallRecorder
 ) -> None:
-    _, green = colors
+    _, green = blue_serves
     provider = TrafficSwitchProvider()
     state = provider.create(switch_props(world, green)).outs
     api_calls.clear()
@@ -100,9 +98,9 @@ def test_delete_moves_nothing(
 
 
 def test_check_and_diff_make_no_write(
-    world: World, colors: tuple[ColorEnvironment, ColorEnvironment], api_calls: CallRecorder
+    world: World, blue_serves: tuple[ColorEnvironment, ColorEnvironment], api_calls: CallRecorder
 ) -> None:
-    blue, green = colors
+    blue, green = blue_serves
     provider = TrafficSwitchProvider()
     props = switch_props(world, green)
     provider.check({}, props)
