@@ -21,6 +21,7 @@ IMAGE_DIR = Path(__file__).resolve().parent / "image"
 settings = load()
 name = f"{settings.app_name}-{settings.color}"
 aws_api = {"region": settings.region, "endpoint_url": settings.endpoint_url}
+image_hash = "" if settings.image_id else template_hash(IMAGE_DIR)
 
 guard = LiveColorGuard(
     f"{name}-guard",
@@ -30,7 +31,7 @@ guard = LiveColorGuard(
         color=settings.color,
         active_color=settings.active_color,
         rule_arns=settings.rule_arns,
-        release={**settings.release, "template_hash": "" if settings.image_id else template_hash(IMAGE_DIR)},
+        release={**settings.release, "template_hash": image_hash},
         capacity={
             "min_size": settings.capacity.min_size,
             "max_size": settings.capacity.max_size,
@@ -41,7 +42,7 @@ guard = LiveColorGuard(
     ),
 )
 
-image_id = release_image(f"{name}-image", settings, IMAGE_DIR, pulumi.ResourceOptions(depends_on=[guard]))
+image_id = release_image(f"{name}-image", settings, IMAGE_DIR, image_hash, pulumi.ResourceOptions(depends_on=[guard]))
 
 environment = BlueGreenEnvironment(
     name,

@@ -199,9 +199,9 @@ class BakedImage(Resource, module="bluegreen", name="BakedImage"):
 
 
 def release_image(
-    name: str, settings: Settings, image_dir: Path, opts: pulumi.ResourceOptions | None = None
+    name: str, settings: Settings, image_dir: Path, image_hash: str, opts: pulumi.ResourceOptions | None = None
 ) -> pulumi.Input[str]:
-    """The AMI the release runs: the configured image_id, or a BakedImage built from image_dir."""
+    """The AMI the release runs: the configured image_id, or a BakedImage built from image_dir (hashed image_hash)."""
     if settings.image_id:
         return settings.image_id
     build = settings.image_build
@@ -214,7 +214,7 @@ def release_image(
             color=settings.color,
             version=settings.version,
             template_dir=image_dir.name,
-            template_hash=template_hash(image_dir),
+            template_hash=image_hash,
             variables={
                 "source_ami_name": build.source_ami_name,
                 "source_ami_owners": list(build.source_ami_owners),
