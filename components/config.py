@@ -94,7 +94,7 @@ class Settings:
     gate_poll_seconds: int
     smoke_checks: tuple[dict[str, Any], ...]
     endpoint_url: str
-    image_build: "ImageBuild"
+    image_build: ImageBuild
 
     @property
     def drain_seconds(self) -> int:

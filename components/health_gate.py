@@ -109,9 +109,22 @@ def _batches(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def observe(inputs: GateInputs) -> list[InstanceView]:
+@dataclass(frozen=True)
+class GateClients:
+    """Built once per gate run, not per poll."""
+
+    autoscaling: Any
+    ec2: Any
+    elbv2: Any
+
+    @classmethod
+    def for_endpoint(cls, endpoint: Endpoint) -> "GateClients":
+        return cls(endpoint.client("autoscaling"), endpoint.client("ec2"), endpoint.client("elbv2"))
+
+
+def observe(inputs: GateInputs, clients: GateClients) -> list[InstanceView]:
     """One look at the color: ASG, images, status checks (batched) and one call per target group."""
-    autoscaling, ec2, elbv2 = (inputs.endpoint.client(service) for service in ("autoscaling", "ec2", "elbv2"))
+    autoscaling, ec2, elbv2 = clients.autoscaling, clients.ec2, clients.elbv2
     groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[inputs.asg_name])["AutoScalingGroups"]
     members = groups[0]["Instances"] if groups else []
     ids = [member["InstanceId"] for member in members]
@@ -218,9 +231,10 @@ def wait_until_fit(
 ) -> list[InstanceView]:
     """Polls until the color is fit; raises GateFailed with a table when the timeout passes."""
     deadline = clock() + inputs.timeout_seconds
+    clients = GateClients.for_endpoint(inputs.endpoint)
     last_progress = ""
     while True:
-        instances = observe(inputs)
+        instances = observe(inputs, clients)
         verdict = judge(instances, inputs)
         problems = [] if not verdict.fit else [p for p in map(run_smoke_check, inputs.smoke_checks) if p]
         progress = "; ".join([verdict.progress, *problems])
