@@ -10,6 +10,7 @@ from components.protection import DestroyGuardProvider, LiveColorChange, LiveCol
 from components.traffic_switch import TrafficSwitchProvider
 from tests.aws_world import APP, ColorEnvironment, World
 from tests.call_recorder import CallRecorder
+from tests.test_traffic_switch import switch_props
 
 
 def guard_props(world: World, color: str, active: str, **overrides: Any) -> dict[str, Any]:
@@ -39,16 +40,7 @@ def destroy_props(world: World, environment: ColorEnvironment) -> dict[str, Any]
 
 
 def switch_to(world: World, environment: ColorEnvironment) -> None:
-    TrafficSwitchProvider().create(
-        {
-            **world.props(),
-            "rule_arns": dict(world.rule_arns),
-            "target_group_arns": dict(environment.target_group_arns),
-            "color": environment.color,
-            "version": environment.version,
-            "gate_passed_at": "2026-11-26T00:00:00+00:00",
-        }
-    )
+    TrafficSwitchProvider().create(switch_props(world, environment))
 
 
 def backdate_switch(world: World, seconds: int) -> None:
