@@ -1,49 +1,36 @@
 """bluegreen: one color's stack of a blue/green release (see README.md).
 
-Order: LiveColorGuard -> BakedImage -> environment (launch template, target groups, ASG) -> HealthGate
--> TrafficSwitch (only in the live color's stack); DestroyGuard sits after the ASG so a
-destroy meets it first.
+1. Read and validate config; read what AWS says now (the rules, this color's groups).
+2. Plan what this update does to the color; a change to the serving color fails here, before anything.
+3. Build: image -> environment -> HealthGate -> TrafficSwitch (live color only); DestroyGuard after the group.
+4. Export what runs where.
 """
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pulumi
 
-from components.baked_image import release_image, template_hash
+from components.aws_provider import aws_provider
+from components.baked_image import IMAGE_DIR, release_image, template_hash
 from components.config import load
+from components.destroy_guard import DestroyGuard, DestroyGuardArgs
 from components.environment import BlueGreenEnvironment, EnvironmentArgs
-from components.health_gate import HealthGate, HealthGateArgs
-from components.protection import DestroyGuard, DestroyGuardArgs, LiveColorGuard, LiveColorGuardArgs
+from components.health_gate import FitnessCheck, HealthGate, HealthGateArgs, SmokeCheck
+from components.live_state import observe
+from components.release_plan import plan_release
 from components.traffic_switch import TrafficSwitch, TrafficSwitchArgs
 
-IMAGE_DIR = Path(__file__).resolve().parent / "image"
+PROJECT_DIR = Path(pulumi.get_root_directory())
 
-settings = load()
+settings = load(PROJECT_DIR)
+image_hash = "" if settings.image_id else template_hash(PROJECT_DIR / IMAGE_DIR)
+live = observe(settings.target, settings.app_name, settings.color, settings.rule_arns)
+plan = plan_release(settings, live, image_hash, datetime.now(UTC))
+plan.announce()
+
 name = f"{settings.app_name}-{settings.color}"
-aws_api = {"region": settings.region, "endpoint_url": settings.endpoint_url}
-image_hash = "" if settings.image_id else template_hash(IMAGE_DIR)
-
-guard = LiveColorGuard(
-    f"{name}-guard",
-    LiveColorGuardArgs(
-        **aws_api,
-        app_name=settings.app_name,
-        color=settings.color,
-        active_color=settings.active_color,
-        rule_arns=settings.rule_arns,
-        release={**settings.release, "template_hash": image_hash},
-        capacity={
-            "min_size": settings.capacity.min_size,
-            "max_size": settings.capacity.max_size,
-            "desired": settings.capacity.desired,
-        },
-        idle_capacity=settings.idle_capacity,
-        drain_seconds=settings.drain_seconds,
-    ),
-)
-
-image_id = release_image(f"{name}-image", settings, IMAGE_DIR, image_hash, pulumi.ResourceOptions(depends_on=[guard]))
-
+image_id = release_image(f"{name}-image", settings, image_hash, plan.deferred)
 environment = BlueGreenEnvironment(
     name,
     EnvironmentArgs(
@@ -58,64 +45,55 @@ environment = BlueGreenEnvironment(
         vpc_id=settings.vpc_id,
         subnet_ids=settings.subnet_ids,
         routes=settings.routes,
-        min_size=guard.min_size,
-        max_size=guard.max_size,
-        desired_capacity=guard.desired_capacity,
+        capacity=plan.capacity,
         health_check_grace_period=settings.health_check_grace_period,
+        release_tags=plan.release.tags(),
     ),
-    pulumi.ResourceOptions(depends_on=[guard]),
+    pulumi.ResourceOptions(providers=[aws_provider(f"{name}-aws", settings.target)], protect=plan.protect),
 )
-
-gate = HealthGate(
-    f"{name}-gate",
-    HealthGateArgs(
-        **aws_api,
-        asg_name=environment.asg_name,
-        target_group_arns=environment.target_group_arns,
-        ami_id=image_id,
-        expected_count=guard.desired_capacity,
-        timeout_seconds=settings.gate_timeout_seconds,
-        poll_seconds=settings.gate_poll_seconds,
-        smoke_checks=list(settings.smoke_checks),
-        trigger={
-            "version": settings.version,
-            "launch_template_version": environment.launch_template_version,
-            "live": settings.is_live,
-            "rule_arns": settings.rule_arns,
-        },
-    ),
+fitness = FitnessCheck(
+    asg_name=environment.asg_name,
+    target_group_arns=environment.target_group_arns,
+    ami_id=image_id,
+    expected_count=plan.capacity.verify_count,
+    timeout_seconds=settings.gate_timeout_seconds,
+    poll_seconds=settings.gate_poll_seconds,
+    smoke_checks=tuple(SmokeCheck(**check) for check in settings.smoke_checks),
 )
-
+gate = HealthGate(f"{name}-gate", HealthGateArgs(target=settings.target, fitness=fitness, release=plan.release.tags()))
 DestroyGuard(
     f"{name}-destroy-guard",
     DestroyGuardArgs(
-        **aws_api,
-        app_name=settings.app_name,
-        color=settings.color,
-        rule_arns=settings.rule_arns,
-        asg_name=environment.asg_name,
-        target_group_arns=environment.target_group_arns,
+        target=settings.target, app_name=settings.app_name, color=settings.color, rule_arns=settings.rule_arns
     ),
+    pulumi.ResourceOptions(depends_on=[environment]),
 )
-
-if settings.is_live:
+if plan.live:
     TrafficSwitch(
         f"{name}-switch",
         TrafficSwitchArgs(
-            **aws_api,
-            rule_arns=settings.rule_arns,
-            target_group_arns=environment.target_group_arns,
+            target=settings.target,
+            app_name=settings.app_name,
             color=settings.color,
             version=settings.version,
-            gate_passed_at=gate.passed_at,
+            rule_arns=settings.rule_arns,
+            target_group_arns=environment.target_group_arns,
+            fitness=fitness,
+            moves=plan.moves,
+            drift=plan.drift,
         ),
         pulumi.ResourceOptions(depends_on=[gate]),
     )
 
 pulumi.export("color", settings.color)
 pulumi.export("version", settings.version)
-pulumi.export("is_live", settings.is_live)
-pulumi.export("serving_routes", guard.serving_routes)
-pulumi.export("capacity_note", guard.capacity_note)
+pulumi.export("is_live", plan.live)
+pulumi.export("capacity", {**vars(plan.capacity), "settled": list(plan.capacity.settled)})
+pulumi.export("traffic", plan.traffic())
+pulumi.export("serving_routes", plan.serving_after)
+pulumi.export("drift", plan.drift)
+pulumi.export("deferred", plan.deferred)
+pulumi.export("ami_id", image_id)
 pulumi.export("asg_name", environment.asg_name)
 pulumi.export("target_group_arns", environment.target_group_arns)
+pulumi.export("gate", {"passed_at": gate.passed_at, "verdict": gate.verdict})

@@ -1,8 +1,12 @@
-"""AWS clients for the dynamic providers, built per call from explicit inputs.
+"""Where the AWS API is, for every part of the program: one region and, for an emulator, one endpoint.
 
-The provider process does not see the stack's `aws:region`, and a client cannot be
-pickled with the provider, so every method builds its clients from its own inputs.
-Throttling and transient errors are retried by botocore's standard retry mode.
+The program's reads, the dynamic providers and the pulumi-aws provider (components/aws_provider.py)
+all take their region and endpoint from one AwsTarget, so the safety checks look at the same world
+the resources change. Credentials come from the default chain for all of them.
+
+Clients are built per use from explicit values: a dynamic provider's process does not see the
+stack's config, and a client cannot be pickled with a provider. Throttling and transient errors are
+retried by botocore's standard retry mode.
 """
 
 from dataclasses import dataclass
@@ -14,16 +18,20 @@ from botocore.config import Config
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=10, read_timeout=30)
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """Where the AWS API is: a region, and an endpoint URL only when talking to an emulator."""
-
+@dataclass(frozen=True, kw_only=True)
+class AwsTarget:
     region: str
-    url: str | None = None
+    endpoint_url: str = ""
+    """Empty for real AWS."""
 
     @classmethod
-    def from_props(cls, props: dict[str, Any]) -> "Endpoint":
-        return cls(region=props["region"], url=props.get("endpoint_url") or None)
+    def from_props(cls, props: dict[str, Any]) -> "AwsTarget":
+        return cls(region=props["region"], endpoint_url=props.get("endpoint_url") or "")
+
+    def props(self) -> dict[str, str]:
+        return {"region": self.region, "endpoint_url": self.endpoint_url}
 
     def client(self, service: str) -> Any:
-        return boto3.session.Session().client(service, region_name=self.region, endpoint_url=self.url, config=RETRIES)
+        return boto3.session.Session().client(
+            service, region_name=self.region, endpoint_url=self.endpoint_url or None, config=RETRIES
+        )

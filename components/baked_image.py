@@ -1,9 +1,9 @@
 """BakedImage: the release's golden AMI, built by Packer + Ansible from image/, or reused.
 
-An AMI tagged with this app, version and template content hash that is `available`
-is reused: no Packer run. A new version, template or set of variables replaces the
-image (create-before-delete). Deleting it deregisters the AMI and its snapshots,
-unless a launch template of the other color still uses it.
+An `available` AMI tagged with this app, version, template content hash and build hash (the
+variables and source) is reused: no Packer run. A change of any of them replaces the image
+(create-before-delete), so identity and reuse agree. Deleting it deregisters the AMI and its
+snapshots, unless an instance or a launch template still uses it (P9).
 """
 
 import hashlib
@@ -16,13 +16,16 @@ import pulumi
 from botocore.exceptions import ClientError
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
-from components.aws import Endpoint
+from components.aws import AwsTarget
 from components.config import Settings
+from components.dynamic import changed_fields
 from components.packer import PackerFailed, artifact_id, build_argv, run_build
 from components.progress import report
-from components.props import changed_fields
 
+IMAGE_DIR = "image"
 REPLACING_FIELDS = ("app_name", "version", "template_hash", "variables", "build_source", "region")
+KEPT_INPUTS = {"template_hash": "template_hash", "build_variables": "variables"}
+"""Release fields (components/release_plan.py) and the BakedImage inputs they come from."""
 GONE_ERRORS = {"InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidSnapshot.NotFound"}
 IGNORED_IN_HASH = {"packer_cache", "__pycache__", "manifest.json"}
 
@@ -38,33 +41,46 @@ def template_hash(directory: Path) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class ImageInputs:
-    endpoint: Endpoint
+@dataclass(frozen=True, kw_only=True)
+class BakedImageArgs:
+    target: AwsTarget
     app_name: str
     color: str
     version: str
-    template_dir: Path
+    template_dir: str
+    """Relative to the project root, where the engine starts the provider."""
     template_hash: str
     variables: dict[str, Any]
+    """Template variables that shape the image: a change builds a new one."""
     build_network: dict[str, str]
+    """Where the build instance runs (subnet_id, security_group_id, iam_instance_profile): no rebuild."""
     build_source: str
+    """"real" (SSH + Ansible) on AWS, "emulator" (no provisioning) against an AWS emulator."""
     build_timeout_seconds: float
 
     @classmethod
-    def from_props(cls, props: dict[str, Any]) -> "ImageInputs":
+    def from_props(cls, props: dict[str, Any]) -> "BakedImageArgs":
         return cls(
-            endpoint=Endpoint.from_props(props),
+            target=AwsTarget.from_props(props),
             app_name=props["app_name"],
             color=props["color"],
             version=props["version"],
-            template_dir=Path(props["template_dir"]),
+            template_dir=props["template_dir"],
             template_hash=props["template_hash"],
             variables=dict(props.get("variables") or {}),
             build_network=dict(props.get("build_network") or {}),
             build_source=props["build_source"],
             build_timeout_seconds=float(props["build_timeout_seconds"]),
         )
+
+    def props(self) -> dict[str, Any]:
+        return {**self.target.props(), **{name: value for name, value in vars(self).items() if name != "target"}}
+
+    @property
+    def build_hash(self) -> str:
+        """Identity of everything else that shapes the image; the AMI is tagged with it, so reuse and identity agree."""
+        shaping = json.dumps({"variables": self.variables, "build_source": self.build_source}, sort_keys=True)
+        return hashlib.sha256(shaping.encode()).hexdigest()[:16]
 
     def packer_variables(self) -> dict[str, str]:
         """Every -var for the template; lists are written as HCL (JSON) lists."""
@@ -75,17 +91,19 @@ class ImageInputs:
             "app_name": self.app_name,
             "version": self.version,
             "template_hash": self.template_hash,
-            "region": self.endpoint.region,
-            "ec2_endpoint": self.endpoint.url or "",
+            "build_hash": self.build_hash,
+            "region": self.target.region,
+            "ec2_endpoint": self.target.endpoint_url,
         }
 
 
-def find_reusable(ec2: Any, inputs: ImageInputs) -> dict[str, Any] | None:
-    """The newest available AMI built from this version and template, if one exists."""
+def find_reusable(ec2: Any, args: BakedImageArgs) -> dict[str, Any] | None:
+    """The newest available AMI built from exactly these inputs (app, version, template, variables), if any."""
     filters = [
-        {"Name": "tag:app", "Values": [inputs.app_name]},
-        {"Name": "tag:version", "Values": [inputs.version]},
-        {"Name": "tag:template_hash", "Values": [inputs.template_hash]},
+        {"Name": "tag:app", "Values": [args.app_name]},
+        {"Name": "tag:version", "Values": [args.version]},
+        {"Name": "tag:template_hash", "Values": [args.template_hash]},
+        {"Name": "tag:build_hash", "Values": [args.build_hash]},
         {"Name": "state", "Values": ["available"]},
     ]
     images = ec2.describe_images(Owners=["self"], Filters=filters)["Images"]
@@ -96,35 +114,51 @@ def _snapshot_ids(image: dict[str, Any]) -> list[str]:
     return [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
 
 
-def other_color_users(ec2: Any, app_name: str, color: str, ami_id: str) -> list[str]:
-    """Launch templates of this app's other color whose latest or default version runs the AMI."""
-    templates = ec2.describe_launch_templates(Filters=[{"Name": "tag:app", "Values": [app_name]}])["LaunchTemplates"]
+def users_of(ec2: Any, autoscaling: Any, ami_id: str) -> list[str]:
+    """What still runs or would launch the AMI: instances, launch templates' latest and default
+    versions, and launch template versions that Auto Scaling Groups pin."""
     users = []
-    for template in templates:
-        tags = {tag["Key"]: tag["Value"] for tag in template.get("Tags", [])}
-        if tags.get("color") == color:
-            continue
-        versions = ec2.describe_launch_template_versions(
-            LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Latest", "$Default"]
-        )["LaunchTemplateVersions"]
-        if any(version["LaunchTemplateData"].get("ImageId") == ami_id for version in versions):
-            users.append(f"{template['LaunchTemplateName']} ({tags.get('color', 'untagged')})")
+    live_states = ["pending", "running", "stopping", "stopped"]
+    filters = [{"Name": "image-id", "Values": [ami_id]}, {"Name": "instance-state-name", "Values": live_states}]
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=filters):
+        users += [f"instance {i['InstanceId']}" for r in page["Reservations"] for i in r["Instances"]]
+    templates = ec2.get_paginator("describe_launch_template_versions").paginate(
+        Versions=["$Latest", "$Default"], Filters=[{"Name": "image-id", "Values": [ami_id]}]
+    )
+    versions = [version for page in templates for version in page["LaunchTemplateVersions"]]
+    pinned: dict[str, set[str]] = {}
+    for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate():
+        for group in page["AutoScalingGroups"]:
+            template = group.get("LaunchTemplate") or {}
+            if str(template.get("Version", "")).isdigit():
+                pinned.setdefault(template["LaunchTemplateId"], set()).add(template["Version"])
+    for template_id, numbers in pinned.items():
+        versions += ec2.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=sorted(numbers))[
+            "LaunchTemplateVersions"
+        ]
+    users += sorted(
+        {
+            f"launch template {version['LaunchTemplateName']} version {version['VersionNumber']}"
+            for version in versions
+            if version["LaunchTemplateData"].get("ImageId") == ami_id
+        }
+    )
     return users
 
 
 class BakedImageProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        inputs = ImageInputs.from_props(props)
-        source = f"image {inputs.app_name} {inputs.version}"
-        ec2 = inputs.endpoint.client("ec2")
-        image = find_reusable(ec2, inputs)
+        args = BakedImageArgs.from_props(props)
+        source = f"image {args.app_name} {args.version}"
+        ec2 = args.target.client("ec2")
+        image = find_reusable(ec2, args)
         if image is not None:
-            report(source, f"reusing {image['ImageId']}: already built from this version and template")
+            report(source, f"reusing {image['ImageId']}: already built from this version, template and variables")
         else:
             argv = build_argv(
-                "packer", inputs.template_dir, f"amazon-ebs.{inputs.build_source}", inputs.packer_variables()
+                "packer", Path(args.template_dir), f"amazon-ebs.{args.build_source}", args.packer_variables()
             )
-            ami_id = artifact_id(run_build(argv, inputs.build_timeout_seconds, source))
+            ami_id = artifact_id(run_build(argv, args.build_timeout_seconds, source))
             if ami_id is None:
                 raise PackerFailed("packer build succeeded but reported no AMI id; nothing was recorded")
             image = ec2.describe_images(ImageIds=[ami_id])["Images"][0]
@@ -136,7 +170,7 @@ class BakedImageProvider(ResourceProvider):
         return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        ec2 = Endpoint.from_props(props).client("ec2")
+        ec2 = AwsTarget.from_props(props).client("ec2")
         try:
             images = ec2.describe_images(ImageIds=[id_])["Images"]
         except ClientError as error:
@@ -148,11 +182,17 @@ class BakedImageProvider(ResourceProvider):
         return ReadResult(id_=id_, outs={**props, "snapshot_ids": _snapshot_ids(images[0])})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        ec2 = Endpoint.from_props(props).client("ec2")
+        """Deregisters the AMI and its snapshots, unless anything still runs or would launch it (P9).
+
+        After a replacement that reused the same AMI the engine still deletes the old resource with
+        the same id: the new launch template then uses it, so it stays.
+        """
+        target = AwsTarget.from_props(props)
+        ec2 = target.client("ec2")
         source = f"image {props['app_name']} {props['version']}"
-        users = other_color_users(ec2, props["app_name"], props["color"], id_)
+        users = users_of(ec2, target.client("autoscaling"), id_)
         if users:
-            report(source, f"leaving {id_} in place: still used by launch template {', '.join(users)}")
+            report(source, f"leaving {id_} in place: still used by {', '.join(users)}")
             return
         _ignoring_gone(lambda: ec2.deregister_image(ImageId=id_))
         for snapshot_id in props.get("snapshot_ids") or []:
@@ -168,24 +208,6 @@ def _ignoring_gone(call: Any) -> None:
             raise
 
 
-@dataclass(frozen=True, kw_only=True)
-class BakedImageArgs:
-    region: str
-    endpoint_url: str
-    app_name: str
-    color: str
-    version: str
-    template_dir: str
-    template_hash: str
-    variables: dict[str, Any]
-    """Template variables that shape the image: a change builds a new one."""
-    build_network: dict[str, str]
-    """Where the build instance runs (subnet_id, security_group_id, iam_instance_profile): no rebuild."""
-    build_source: str
-    """"real" (SSH + Ansible) on AWS, "emulator" (no provisioning) against an AWS emulator."""
-    build_timeout_seconds: int
-
-
 class BakedImage(Resource, module="bluegreen", name="BakedImage"):
     """The golden AMI of one release."""
 
@@ -195,35 +217,29 @@ class BakedImage(Resource, module="bluegreen", name="BakedImage"):
 
     def __init__(self, name: str, args: BakedImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         outputs = {"ami_id": None, "ami_name": None, "snapshot_ids": None}
-        super().__init__(BakedImageProvider(), name, {**vars(args), **outputs}, opts)
+        super().__init__(BakedImageProvider(), name, {**args.props(), **outputs}, opts)
 
 
 def release_image(
-    name: str, settings: Settings, image_dir: Path, image_hash: str, opts: pulumi.ResourceOptions | None = None
+    name: str, settings: Settings, template_hash: str, keep: list[str], opts: pulumi.ResourceOptions | None = None
 ) -> pulumi.Input[str]:
-    """The AMI the release runs: the configured image_id, or a BakedImage built from image_dir (hashed image_hash)."""
+    """The AMI the release runs: the configured image_id, or a BakedImage built from image/.
+
+    `keep` names image inputs (release fields) the engine must leave as they are: a serving color
+    keeps the image it runs until its next release.
+    """
     if settings.image_id:
         return settings.image_id
-    build = settings.image_build
     image = BakedImage(
         name,
         BakedImageArgs(
-            region=settings.region,
-            endpoint_url=settings.endpoint_url,
+            target=settings.target,
             app_name=settings.app_name,
             color=settings.color,
             version=settings.version,
-            template_dir=image_dir.name,
-            template_hash=image_hash,
-            variables={
-                "source_ami_name": build.source_ami_name,
-                "source_ami_owners": list(build.source_ami_owners),
-                "ssh_username": build.ssh_username,
-                "artifact_repository": build.artifact_repository,
-                "artifact_group_id": build.artifact_group_id,
-                "artifact_id": build.artifact_id,
-                "http_proxy": build.http_proxy,
-            },
+            template_dir=IMAGE_DIR,
+            template_hash=template_hash,
+            variables=settings.image_build.variables(),
             build_network={
                 "subnet_id": settings.subnet_ids[0],
                 "security_group_id": settings.security_group_ids[0],
@@ -231,8 +247,8 @@ def release_image(
             },
             # An emulator cannot run an instance to provision: build the same AMI without SSH there.
             build_source="emulator" if settings.endpoint_url else "real",
-            build_timeout_seconds=build.build_timeout_seconds,
+            build_timeout_seconds=settings.image_build.build_timeout_seconds,
         ),
-        opts,
+        pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=[KEPT_INPUTS[key] for key in keep])),
     )
     return image.ami_id

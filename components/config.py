@@ -9,18 +9,23 @@ that names the key (P8).
 import json
 import re
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
+
+from components.aws import AwsTarget
 
 PROJECT = "bluegreen"
 COLORS = ("blue", "green")
 
 # Semver-like, and safe anywhere the version lands (AMI names, tags, Packer argv).
 VERSION_PATTERN = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z]+(\.[0-9A-Za-z]+)*)?$")
-# Short enough that "<app>-<color>-<route>" plus Pulumi's 8-character suffix fits a target group's 32.
 APP_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 ROUTE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+# Target groups are auto-named "<app>-<color>-<route>-<7 random characters>", and AWS allows 32.
+TARGET_GROUP_NAME_LIMIT = 32 - len("-1234567")
 RULE_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:[0-9]+:listener-rule/.+$")
 AMI_PATTERN = re.compile(r"^ami-[0-9a-f]{8,17}$")
 PROTOCOLS = ("HTTP", "HTTPS")
@@ -69,6 +74,18 @@ class ImageBuild:
     artifact_id: str
     http_proxy: str
 
+    def variables(self) -> dict[str, Any]:
+        """The template variables that shape the image: a change is a new image."""
+        return {
+            "source_ami_name": self.source_ami_name,
+            "source_ami_owners": list(self.source_ami_owners),
+            "ssh_username": self.ssh_username,
+            "artifact_repository": self.artifact_repository,
+            "artifact_group_id": self.artifact_group_id,
+            "artifact_id": self.artifact_id,
+            "http_proxy": self.http_proxy,
+        }
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -107,21 +124,12 @@ class Settings:
 
     @property
     def is_live(self) -> bool:
-        """Live by intent (config); what the rules point at in AWS is checked separately."""
+        """Live by intent (config); what the rules point at in AWS is read separately."""
         return self.color == self.active_color
 
     @property
-    def release(self) -> dict[str, Any]:
-        """What, changed, replaces the color's instances: refused while the color serves traffic."""
-        return {
-            "version": self.version,
-            "image_id": self.image_id or "",
-            "instance_type": self.instance_type,
-            "key_name": self.key_name or "",
-            "security_group_ids": list(self.security_group_ids),
-            "instance_profile": self.instance_profile,
-            "target_groups": {route.name: f"{route.protocol}:{route.port}" for route in self.routes},
-        }
+    def target(self) -> AwsTarget:
+        return AwsTarget(region=self.region, endpoint_url=self.endpoint_url)
 
 
 def _choice(value: str, key: str, allowed: tuple[str, ...]) -> str:
@@ -227,13 +235,29 @@ def _route_int(value: Any, key: str, minimum: int) -> int:
     return value
 
 
-def _routes(config: pulumi.Config) -> tuple[Route, ...]:
+def _routes(config: pulumi.Config, app_name: str) -> tuple[Route, ...]:
     raw = _json(config, "routes")
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{_key('routes')} must map at least one route name to its listener rule settings")
     for name in raw:
         _matching(name, "routes", ROUTE_NAME_PATTERN, "keyed by route names of lowercase letters and digits (<= 10)")
-    return tuple(_route(name, settings) for name, settings in raw.items())
+        longest = f"{app_name}-{max(COLORS, key=len)}-{name}"
+        if len(longest) > TARGET_GROUP_NAME_LIMIT:
+            raise ConfigError(
+                f"{_key('app_name')} and {_key(f'routes.{name}')} are too long together: target group "
+                f"'{longest}' has {len(longest)} characters, at most {TARGET_GROUP_NAME_LIMIT} fit AWS's 32 "
+                "with Pulumi's random suffix"
+            )
+    routes = tuple(_route(name, settings) for name, settings in raw.items())
+    seen: dict[str, str] = {}
+    for route in routes:
+        if route.rule_arn in seen:
+            raise ConfigError(
+                f"{_key(f'routes.{route.name}.rule_arn')} is the rule of route {seen[route.rule_arn]} too: "
+                "each route needs a rule of its own"
+            )
+        seen[route.rule_arn] = route.name
+    return routes
 
 
 _SMOKE_DEFAULTS: dict[str, Any] = {"url": None, "expected_status": 200, "body_pattern": "", "host": ""}
@@ -308,15 +332,44 @@ def _color(config: pulumi.Config) -> str:
     return stack
 
 
-def load() -> Settings:
+def _project_value(entry: Any) -> Any:
+    if isinstance(entry, dict):
+        return entry.get("value", entry.get("default"))
+    return entry
+
+
+def _active_color(config: pulumi.Config, project_dir: Path) -> str:
+    """The shared active_color, which may come from Pulumi.yaml only: a second home lets the stacks disagree."""
+    value = _choice(config.require("active_color"), "active_color", COLORS)
+    stack = pulumi.get_stack()
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    stack_config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {} if stack_file.exists() else {}
+    if _key("active_color") in stack_config:
+        raise ConfigError(
+            f"{_key('active_color')} is set in {stack_file.name}, but it is shared by both stacks and belongs in "
+            f"Pulumi.yaml only: run `pulumi config rm active_color --stack {stack}`, then promote by editing "
+            "Pulumi.yaml"
+        )
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    declared = _project_value((project.get("config") or {}).get("active_color"))
+    if value != declared:
+        raise ConfigError(
+            f"{_key('active_color')} is '{value}' for stack {stack} but '{declared}' in Pulumi.yaml: it is shared by "
+            "both stacks and may be set in Pulumi.yaml only (not with --config, a stack file or an environment)"
+        )
+    return value
+
+
+def load(project_dir: Path) -> Settings:
     """Reads and validates this stack's config; raises ConfigError naming the first bad key."""
     config = pulumi.Config()
     capacity = _capacity(config)
     image_id = config.require("image_id")
+    app_name = _matching(config.require("app_name"), "app_name", APP_NAME_PATTERN, "lowercase letters, digits, '-'")
     return Settings(
-        app_name=_matching(config.require("app_name"), "app_name", APP_NAME_PATTERN, "lowercase letters, digits, '-'"),
+        app_name=app_name,
         color=_color(config),
-        active_color=_choice(config.require("active_color"), "active_color", COLORS),
+        active_color=_active_color(config, project_dir),
         version=_matching(
             config.require("version"), "version", VERSION_PATTERN, "semver-like, e.g. 1.2.3 or 1.2.3-rc.1"
         ),
@@ -331,7 +384,7 @@ def load() -> Settings:
         security_group_ids=_ids(config, "security_group_ids", "sg-"),
         instance_profile=config.require("instance_profile"),
         health_check_grace_period=_int(config, "health_check_grace_period"),
-        routes=_routes(config),
+        routes=_routes(config, app_name),
         gate_timeout_seconds=_int(config, "gate_timeout_seconds", minimum=1),
         gate_poll_seconds=_int(config, "gate_poll_seconds", minimum=1),
         smoke_checks=_smoke_checks(config),

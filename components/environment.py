@@ -6,6 +6,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import Route
+from components.release_plan import CapacityPlan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,14 +22,17 @@ class EnvironmentArgs:
     vpc_id: str
     subnet_ids: tuple[str, ...]
     routes: tuple[Route, ...]
-    min_size: pulumi.Input[int]
-    max_size: pulumi.Input[int]
-    desired_capacity: pulumi.Input[int]
+    capacity: CapacityPlan
     health_check_grace_period: int
+    release_tags: dict[str, str]
+    """The release the group runs, recorded on it so the next program run can tell a new release."""
 
 
 class BlueGreenEnvironment(pulumi.ComponentResource):
-    """The instances of one color and the target groups that the production rules can point at."""
+    """The instances of one color and the target groups that the production rules can point at.
+
+    Pass the AWS provider in `providers` and `protect` while the color serves: the children inherit both.
+    """
 
     target_group_arns: pulumi.Output[dict[str, str]]
     """Target group ARN of this color, by route name."""
@@ -36,13 +40,10 @@ class BlueGreenEnvironment(pulumi.ComponentResource):
     """Name of the Auto Scaling Group; it changes whenever the group is replaced."""
     launch_template_id: pulumi.Output[str]
     """Id of the launch template."""
-    launch_template_version: pulumi.Output[int]
-    """Template version the group launches."""
 
     def __init__(self, name: str, args: EnvironmentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("bluegreen:index:Environment", name, None, opts)
-        # Children wait for whatever the component waits for (the live-color guard).
-        child = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
+        child = pulumi.ResourceOptions(parent=self)
         tags = {"app": args.app_name, "color": args.color, "version": args.version, "managed-by": "bluegreen"}
 
         template = aws.ec2.LaunchTemplate(
@@ -83,22 +84,31 @@ class BlueGreenEnvironment(pulumi.ComponentResource):
             for route in args.routes
         }
 
-        # The name carries the version and the template version is pinned, so a new
-        # version or image replaces the whole group (create-before-delete) rather than
-        # leaving instances of the old release in this color.
+        capacity = args.capacity
+        group_tags = [{"key": key, "value": value, "propagate_at_launch": True} for key, value in tags.items()]
+        group_tags += [
+            {"key": key, "value": value, "propagate_at_launch": False} for key, value in args.release_tags.items()
+        ]
+        # The name carries the version and the template version is pinned, so a new version or
+        # image replaces the whole group (create-before-delete) rather than leaving instances of
+        # the old release in this color. Capacity AWS already has is left alone (`settled`), so
+        # autoscaling keeps what it set and an unchanged config writes nothing.
         group = aws.autoscaling.Group(
             f"{name}-asg",
             name_prefix=f"{args.app_name}-{args.color}-{args.version}-",
-            min_size=args.min_size,
-            max_size=args.max_size,
-            desired_capacity=args.desired_capacity,
+            min_size=capacity.min_size,
+            max_size=capacity.max_size,
+            desired_capacity=capacity.desired,
             vpc_zone_identifiers=list(args.subnet_ids),
             target_group_arns=[target_groups[route.name].arn for route in args.routes],
             health_check_type="ELB",
             health_check_grace_period=args.health_check_grace_period,
             launch_template={"id": template.id, "version": template.latest_version.apply(str)},
-            tags=[{"key": key, "value": value, "propagate_at_launch": True} for key, value in tags.items()],
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(replace_on_changes=["launchTemplate"])),
+            tags=group_tags,
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(replace_on_changes=["launchTemplate"], ignore_changes=list(capacity.settled)),
+            ),
         )
 
         self.target_group_arns = pulumi.Output.all(
@@ -106,12 +116,10 @@ class BlueGreenEnvironment(pulumi.ComponentResource):
         )
         self.asg_name = group.name
         self.launch_template_id = template.id
-        self.launch_template_version = template.latest_version
         self.register_outputs(
             {
                 "target_group_arns": self.target_group_arns,
                 "asg_name": self.asg_name,
                 "launch_template_id": self.launch_template_id,
-                "launch_template_version": self.launch_template_version,
             }
         )

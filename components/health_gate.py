@@ -1,75 +1,98 @@
-"""HealthGate: blocks the update until a color is fit for traffic, or fails it (P1, P2).
+"""Fitness for traffic, and the HealthGate that holds a release until its color is fit (P1, P2).
 
-Fit means: the Auto Scaling Group has the expected number of InService, Healthy
-instances, all running the release's AMI; each of them is `healthy` in every target
-group of the color; EC2 system and instance status checks pass; and the optional
-HTTP smoke checks answer as expected. Each poll costs one call per target group and
-a fixed number of batched EC2/ASG calls, whatever the instance count.
+Fit means: the Auto Scaling Group has at least the expected count, and all of its desired count,
+InService and Healthy, all running the release's AMI; each of them is `healthy` in every target
+group of the color; EC2 system and instance status checks pass; and the optional HTTP smoke checks
+answer as expected. FitnessCheck is the one definition: the HealthGate verifies a new release with
+it, and the TrafficSwitch takes a fresh verdict with it right before it moves a rule.
+
+Each poll costs one call per target group and a fixed number of batched EC2/ASG calls, whatever
+the instance count.
 """
 
+import http.client
 import re
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import DiffResult, Resource
 
-from components.aws import Endpoint
+from components.aws import AwsTarget
+from components.dynamic import BluegreenProvider, changed_fields, is_known, normalized
 from components.progress import report
-from components.props import changed_fields
 
 STATUS_BATCH = 100  # describe_instance_status takes at most 100 explicit instance ids
-VERIFIED_FIELDS = ("asg_name", "target_group_arns", "ami_id", "expected_count", "smoke_checks", "trigger")
+VERIFIED_FIELDS = ("asg_name", "target_group_arns", "ami_id", "expected_count", "smoke_checks")
+"""A change of any of these, or of the release, makes an earlier verdict stale."""
 
 
 class GateFailed(Exception):
     """The color did not become fit for traffic in time; the message holds a table of why."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SmokeCheck:
     url: str
     expected_status: int = 200
     body_pattern: str = ""
     host: str = ""
 
+    @classmethod
+    def from_props(cls, props: dict[str, Any]) -> "SmokeCheck":
+        return cls(
+            url=props["url"],
+            expected_status=int(props.get("expected_status") or 200),
+            body_pattern=props.get("body_pattern") or "",
+            host=props.get("host") or "",
+        )
 
-@dataclass(frozen=True)
-class GateInputs:
-    endpoint: Endpoint
-    asg_name: str
-    target_group_arns: dict[str, str]
-    ami_id: str
+
+@dataclass(frozen=True, kw_only=True)
+class FitnessCheck:
+    """What "fit for traffic" means for one color's group."""
+
+    asg_name: pulumi.Input[str]
+    target_group_arns: pulumi.Input[dict[str, str]]
+    """By route."""
+    ami_id: pulumi.Input[str]
     expected_count: int
+    """At least this many instances; the group's desired count, when higher, is waited for too."""
     timeout_seconds: float
     poll_seconds: float
-    smoke_checks: tuple[SmokeCheck, ...]
+    smoke_checks: tuple[SmokeCheck, ...] = ()
 
     @classmethod
-    def from_props(cls, props: dict[str, Any]) -> "GateInputs":
+    def from_props(cls, props: dict[str, Any]) -> "FitnessCheck":
         return cls(
-            endpoint=Endpoint.from_props(props),
             asg_name=props["asg_name"],
             target_group_arns=dict(props["target_group_arns"]),
             ami_id=props["ami_id"],
             expected_count=int(props["expected_count"]),
             timeout_seconds=float(props["timeout_seconds"]),
             poll_seconds=float(props["poll_seconds"]),
-            smoke_checks=tuple(
-                SmokeCheck(
-                    url=check["url"],
-                    expected_status=int(check.get("expected_status") or 200),
-                    body_pattern=check.get("body_pattern") or "",
-                    host=check.get("host") or "",
-                )
-                for check in props.get("smoke_checks") or []
-            ),
+            smoke_checks=tuple(SmokeCheck.from_props(check) for check in props.get("smoke_checks") or []),
         )
+
+    def props(self) -> dict[str, Any]:
+        return {
+            "asg_name": self.asg_name,
+            "target_group_arns": self.target_group_arns,
+            "ami_id": self.ami_id,
+            "expected_count": self.expected_count,
+            "timeout_seconds": self.timeout_seconds,
+            "poll_seconds": self.poll_seconds,
+            "smoke_checks": [vars(check) for check in self.smoke_checks],
+        }
+
+    @property
+    def routes(self) -> dict[str, str]:
+        return self.target_group_arns  # type: ignore[return-value]  # concrete once parsed from props
 
 
 @dataclass(frozen=True)
@@ -99,8 +122,15 @@ class InstanceView:
 
 
 @dataclass(frozen=True)
+class Observation:
+    desired: int
+    instances: list[InstanceView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Verdict:
     fit: bool
+    required: int
     progress: str
 
 
@@ -111,25 +141,27 @@ def _batches(items: list[str], size: int) -> Iterator[list[str]]:
 
 @dataclass(frozen=True)
 class GateClients:
-    """Built once per gate run, not per poll."""
+    """Built once per verification, not per poll."""
 
     autoscaling: Any
     ec2: Any
     elbv2: Any
 
     @classmethod
-    def for_endpoint(cls, endpoint: Endpoint) -> "GateClients":
-        return cls(endpoint.client("autoscaling"), endpoint.client("ec2"), endpoint.client("elbv2"))
+    def for_target(cls, target: AwsTarget) -> "GateClients":
+        return cls(target.client("autoscaling"), target.client("ec2"), target.client("elbv2"))
 
 
-def observe(inputs: GateInputs, clients: GateClients) -> list[InstanceView]:
+def observe(check: FitnessCheck, clients: GateClients) -> Observation:
     """One look at the color: ASG, images, status checks (batched) and one call per target group."""
     autoscaling, ec2, elbv2 = clients.autoscaling, clients.ec2, clients.elbv2
-    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[inputs.asg_name])["AutoScalingGroups"]
-    members = groups[0]["Instances"] if groups else []
+    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[check.asg_name])["AutoScalingGroups"]
+    if not groups:
+        return Observation(desired=0)
+    members = groups[0]["Instances"]
     ids = [member["InstanceId"] for member in members]
     if not ids:
-        return []
+        return Observation(desired=groups[0]["DesiredCapacity"])
     images: dict[str, str] = {}
     for page in ec2.get_paginator("describe_instances").paginate(InstanceIds=ids):
         for reservation in page["Reservations"]:
@@ -139,13 +171,13 @@ def observe(inputs: GateInputs, clients: GateClients) -> list[InstanceView]:
         for status in ec2.describe_instance_status(InstanceIds=batch, IncludeAllInstances=True)["InstanceStatuses"]:
             statuses[status["InstanceId"]] = (status["SystemStatus"]["Status"], status["InstanceStatus"]["Status"])
     health: dict[str, dict[str, TargetView]] = {}
-    for route, arn in inputs.target_group_arns.items():
+    for route, arn in check.routes.items():
         for description in elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]:
             target = description["TargetHealth"]
             health.setdefault(description["Target"]["Id"], {})[route] = TargetView(
                 target["State"], target.get("Reason", ""), target.get("Description", "")
             )
-    return [
+    instances = [
         InstanceView(
             instance_id=member["InstanceId"],
             lifecycle=member["LifecycleState"],
@@ -153,49 +185,60 @@ def observe(inputs: GateInputs, clients: GateClients) -> list[InstanceView]:
             image_id=images.get(member["InstanceId"], "?"),
             targets={
                 route: health.get(member["InstanceId"], {}).get(route, TargetView("unregistered"))
-                for route in inputs.target_group_arns
+                for route in check.routes
             },
             system_status=statuses.get(member["InstanceId"], ("unknown", "unknown"))[0],
             instance_status=statuses.get(member["InstanceId"], ("unknown", "unknown"))[1],
         )
         for member in members
     ]
+    return Observation(desired=groups[0]["DesiredCapacity"], instances=instances)
 
 
-def judge(instances: list[InstanceView], inputs: GateInputs) -> Verdict:
+def judge(observation: Observation, check: FitnessCheck) -> Verdict:
     """Whether the observed instances make the color fit, and a one-line account of where it stands."""
-    expected = inputs.expected_count
+    required = max(check.expected_count, observation.desired)
+    instances = observation.instances
     in_service = [i for i in instances if i.lifecycle == "InService" and i.asg_health == "Healthy"]
-    on_image = [i for i in in_service if i.image_id == inputs.ami_id]
+    on_image = [i for i in in_service if i.image_id == check.ami_id]
     parts = [
-        f"{len(in_service)}/{expected} instances InService",
-        f"{len(on_image)}/{expected} instances run {inputs.ami_id}",
+        f"{len(in_service)}/{required} instances InService",
+        f"{len(on_image)}/{required} instances run {check.ami_id}",
     ]
-    others = sorted({i.image_id for i in in_service if i.image_id != inputs.ami_id})
+    others = sorted({i.image_id for i in in_service if i.image_id != check.ami_id})
     if others:
         parts[-1] += f" (others run {', '.join(others)})"
+    unhealthy_in_group = [i.instance_id for i in instances if i.asg_health != "Healthy"]
+    if unhealthy_in_group:
+        parts.append(f"marked Unhealthy by the group: {', '.join(unhealthy_in_group)}")
     healthy_everywhere = True
     route_parts = []
-    for route in inputs.target_group_arns:
+    for route in check.routes:
         healthy = sum(1 for i in on_image if i.targets[route].state == "healthy")
         healthy_everywhere &= healthy == len(on_image)
-        route_parts.append(f"{route}: {healthy}/{expected} healthy")
+        route_parts.append(f"{route}: {healthy}/{required} healthy")
     checked = sum(1 for i in on_image if i.status_ok)
-    progress = "; ".join([", ".join(parts), *route_parts, f"status checks {checked}/{expected} ok"])
-    fit = len(on_image) >= expected and len(on_image) == len(in_service) and healthy_everywhere
-    return Verdict(fit=fit and checked == len(on_image), progress=progress)
+    progress = "; ".join([", ".join(parts), *route_parts, f"status checks {checked}/{required} ok"])
+    fit = (
+        len(on_image) >= required
+        and len(on_image) == len(in_service)
+        and not unhealthy_in_group
+        and healthy_everywhere
+        and checked == len(on_image)
+    )
+    return Verdict(fit=fit, required=required, progress=progress)
 
 
 def run_smoke_check(check: SmokeCheck, timeout: float = 5.0) -> str | None:
-    """None if the check passes, else what was wrong."""
-    request = urllib.request.Request(check.url, headers={"Host": check.host} if check.host else {})
+    """None if the check passes, else what was wrong; any HTTP-level error is a failed check, never a crash."""
     try:
+        request = urllib.request.Request(check.url, headers={"Host": check.host} if check.host else {})
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, body = response.status, response.read(65536).decode("utf-8", "replace")
     except urllib.error.HTTPError as error:
         status, body = error.code, error.read(65536).decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError) as error:
-        return f"smoke check {check.url}: {error}"
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
+        return f"smoke check {check.url}: {type(error).__name__}: {error}"
     if status != check.expected_status:
         return f"smoke check {check.url}: status {status}, expected {check.expected_status}"
     if check.body_pattern and not re.search(check.body_pattern, body):
@@ -203,100 +246,120 @@ def run_smoke_check(check: SmokeCheck, timeout: float = 5.0) -> str | None:
     return None
 
 
-def failure_table(instances: list[InstanceView], inputs: GateInputs) -> str:
+def failure_table(observation: Observation, check: FitnessCheck) -> str:
     """One row per instance: lifecycle, image, state in each target group, status checks."""
-    header = ["instance", "lifecycle", "image", *inputs.target_group_arns, "status checks"]
+    header = ["instance", "lifecycle", "image", *check.routes, "status checks"]
     rows = [
         [
             i.instance_id,
             f"{i.lifecycle}/{i.asg_health}",
-            i.image_id + ("" if i.image_id == inputs.ami_id else " (not the release image)"),
-            *(str(i.targets[route]) for route in inputs.target_group_arns),
+            i.image_id + ("" if i.image_id == check.ami_id else " (not the release image)"),
+            *(str(i.targets[route]) for route in check.routes),
             f"system {i.system_status}, instance {i.instance_status}",
         ]
-        for i in instances
+        for i in observation.instances
     ]
     if not rows:
-        return f"(no instances in {inputs.asg_name})"
+        return f"(no instances in {check.asg_name})"
     widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
     lines = ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in [header, *rows])
     return "\n".join(line.rstrip() for line in lines)
 
 
 def wait_until_fit(
-    inputs: GateInputs,
+    target: AwsTarget,
+    check: FitnessCheck,
     source: str,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[InstanceView]:
-    """Polls until the color is fit; raises GateFailed with a table when the timeout passes."""
-    deadline = clock() + inputs.timeout_seconds
-    clients = GateClients.for_endpoint(inputs.endpoint)
+    """Polls until the color is fit; returns the verified instances, none when 0 are required.
+
+    Raises GateFailed with a table of every instance when the timeout passes.
+    """
+    deadline = clock() + check.timeout_seconds
+    clients = GateClients.for_target(target)
     last_progress = ""
     while True:
-        instances = observe(inputs, clients)
-        verdict = judge(instances, inputs)
-        problems = [] if not verdict.fit else [p for p in map(run_smoke_check, inputs.smoke_checks) if p]
+        observation = observe(check, clients)
+        verdict = judge(observation, check)
+        problems = [] if not verdict.fit else [p for p in map(run_smoke_check, check.smoke_checks) if p]
         progress = "; ".join([verdict.progress, *problems])
         if progress != last_progress:
             report(source, progress)
             last_progress = progress
         if verdict.fit and not problems:
-            return instances
+            return [i for i in observation.instances if i.lifecycle == "InService"]
         if clock() >= deadline:
             raise GateFailed(
-                f"health gate for {inputs.asg_name} timed out after {inputs.timeout_seconds:g}s; "
-                f"traffic was not moved. {progress}\n{failure_table(instances, inputs)}"
+                f"{check.asg_name} is not fit for traffic after {check.timeout_seconds:g}s; traffic was not moved. "
+                f"{progress}\n{failure_table(observation, check)}"
             )
-        sleep(inputs.poll_seconds)
-
-
-class HealthGateProvider(ResourceProvider):
-    """create/update wait for the color; diff reads nothing; delete leaves AWS alone."""
-
-    def _verify(self, props: dict[str, Any]) -> dict[str, Any]:
-        inputs = GateInputs.from_props(props)
-        instances = wait_until_fit(inputs, f"gate {inputs.asg_name}")
-        return {
-            **props,
-            "passed_at": datetime.now(UTC).isoformat(),
-            "instance_ids": sorted(i.instance_id for i in instances if i.lifecycle == "InService"),
-        }
-
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        return CreateResult(id_=f"gate-{props['asg_name']}", outs=self._verify(props))
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return DiffResult(changes=bool(changed_fields(olds, news, VERIFIED_FIELDS)), replaces=[])
-
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs=self._verify(news))
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        # A gate records a verification that happened; refreshing it must not re-run or undo it.
-        return ReadResult(id_=id_, outs=props)
+        sleep(check.poll_seconds)
 
 
 @dataclass(frozen=True, kw_only=True)
 class HealthGateArgs:
-    region: str
-    endpoint_url: str
-    asg_name: pulumi.Input[str]
-    target_group_arns: pulumi.Input[dict[str, str]]
-    ami_id: pulumi.Input[str]
-    expected_count: pulumi.Input[int]
-    timeout_seconds: int
-    poll_seconds: int
-    smoke_checks: list[dict[str, Any]]
-    trigger: pulumi.Input[dict[str, Any]]
-    """Anything whose change must re-run the gate (version, template version, liveness, rules)."""
+    target: AwsTarget
+    fitness: FitnessCheck
+    release: dict[str, str]
+    """The release the group runs (components/release_plan.py): a new one is verified again."""
+
+    @classmethod
+    def from_props(cls, props: dict[str, Any]) -> "HealthGateArgs":
+        return cls(
+            target=AwsTarget.from_props(props),
+            fitness=FitnessCheck.from_props(props["fitness"]),
+            release=dict(props["release"]),
+        )
+
+    def props(self) -> dict[str, Any]:
+        return {**self.target.props(), "fitness": self.fitness.props(), "release": self.release}
+
+
+def stale(olds: dict[str, Any], news: dict[str, Any]) -> bool:
+    """Whether an earlier verdict no longer covers what the new inputs ask to verify."""
+    if not is_known(news.get("fitness")) or changed_fields(olds, news, ("release",)):
+        return True
+    old_check, new_check = olds.get("fitness") or {}, news["fitness"]
+    if changed_fields(old_check, new_check, VERIFIED_FIELDS):
+        return True
+    return normalized(olds.get("verified_count") or 0) < normalized(new_check["expected_count"])
+
+
+class HealthGateProvider(BluegreenProvider):
+    """create and update wait for the color; diff reads nothing; delete leaves AWS alone."""
+
+    def resource_id(self, props: dict[str, Any]) -> str:
+        return f"gate-{props['fitness']['asg_name']}"
+
+    def apply(self, props: dict[str, Any]) -> dict[str, Any]:
+        args = HealthGateArgs.from_props(props)
+        check = args.fitness
+        if check.expected_count == 0:
+            report(f"gate {check.asg_name}", "0 instances expected (idle capacity): nothing verified")
+        instances = wait_until_fit(args.target, check, f"gate {check.asg_name}")
+        verified = sorted(i.instance_id for i in instances)
+        return {
+            "passed_at": datetime.now(UTC).isoformat() if verified else "",
+            "verified_count": len(verified),
+            "instance_ids": verified,
+            "verdict": f"{len(verified)} instances fit for traffic" if verified else "nothing verified: 0 instances",
+        }
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return DiffResult(changes=stale(olds, news), replaces=[])
 
 
 class HealthGate(Resource, module="bluegreen", name="HealthGate"):
-    """Passes only when the color is fit for traffic; the traffic switch depends on it."""
+    """Passes only when the color is fit for traffic; a verdict on 0 instances says so and is no pass."""
 
     passed_at: pulumi.Output[str]
+    """When the verdict was taken; empty when there was nothing to verify."""
+    verified_count: pulumi.Output[int]
     instance_ids: pulumi.Output[list[str]]
+    verdict: pulumi.Output[str]
 
     def __init__(self, name: str, args: HealthGateArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(HealthGateProvider(), name, {**vars(args), "passed_at": None, "instance_ids": None}, opts)
+        outputs = dict.fromkeys(("passed_at", "verified_count", "instance_ids", "verdict"))
+        super().__init__(HealthGateProvider(), name, {**args.props(), **outputs}, opts)

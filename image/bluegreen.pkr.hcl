@@ -16,6 +16,11 @@ variable "template_hash" {
   description = "Content hash of this directory, tagged on the AMI so a changed template is a new image."
 }
 
+variable "build_hash" {
+  type        = string
+  description = "Hash of the variables and source that shape the image, tagged on the AMI: reuse must match it too."
+}
+
 variable "region" {
   type = string
 }
@@ -88,10 +93,11 @@ source "amazon-ebs" "app" {
   security_group_id    = var.security_group_id
   iam_instance_profile = var.iam_instance_profile
   custom_endpoint_ec2  = var.ec2_endpoint
-  ami_name             = "${var.app_name}-${var.version}-${substr(var.template_hash, 0, 12)}"
+  ami_name             = "${var.app_name}-${var.version}-${substr(var.template_hash, 0, 12)}-${substr(var.build_hash, 0, 8)}"
   ami_description      = "${var.app_name} ${var.version} (bluegreen golden image)"
 
-  # A half-finished earlier build may have left an AMI of this name behind.
+  # The name carries the whole identity (version, template, build hash), so an AMI of this name that
+  # was not reused is a half-finished earlier build of the same image, safe to replace.
   force_deregister      = true
   force_delete_snapshot = true
 
@@ -109,6 +115,7 @@ source "amazon-ebs" "app" {
     app           = var.app_name
     version       = var.version
     template_hash = var.template_hash
+    build_hash    = var.build_hash
     managed-by    = "bluegreen"
   }
   snapshot_tags = {

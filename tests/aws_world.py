@@ -10,11 +10,13 @@ from typing import Any
 
 import boto3
 
-from components.live_routes import forward_targets
+from tests.call_recorder import WORLD_ACCESS_KEY
 
 REGION = "ap-northeast-1"
 APP = "app"
 ROUTES = ("web", "api")
+DRAIN_SECONDS = 1
+"""The routes' deregistration delay in the stories: short, so a story can wait for a drain."""
 
 
 @dataclass
@@ -33,12 +35,41 @@ class World:
     rule_arns: dict[str, str] = field(default_factory=dict)
     vpc_id: str = ""
     subnet_ids: list[str] = field(default_factory=list)
+    security_group_id: str = ""
+    instance_profile: str = "app-instance"
+    listener_arn: str = ""
+    original_target_group: str = ""
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)
+        """The test's own clients, signed with a key of their own so that call recording leaves them out."""
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=WORLD_ACCESS_KEY,
+            aws_secret_access_key=WORLD_ACCESS_KEY,
+        )
 
     def props(self) -> dict[str, Any]:
         return {"region": REGION, "endpoint_url": self.endpoint}
+
+    def project_config(self) -> dict[str, Any]:
+        """The shared settings a team writes into Pulumi.yaml, naming this world's load balancer and network."""
+        return {
+            "aws:region": REGION,
+            "endpoint_url": self.endpoint,
+            "vpc_id": self.vpc_id,
+            "subnet_ids": self.subnet_ids,
+            "security_group_ids": [self.security_group_id],
+            "instance_profile": self.instance_profile,
+            "routes": {
+                route: {"rule_arn": arn, "port": 8080 + index, "deregistration_delay": DRAIN_SECONDS}
+                for index, (route, arn) in enumerate(self.rule_arns.items())
+            },
+            "gate_timeout_seconds": 3,
+            "gate_poll_seconds": 1,
+            "build_timeout_seconds": 120,
+        }
 
     def amazon_linux_amis(self) -> list[str]:
         images = self.client("ec2").describe_images(
@@ -56,6 +87,10 @@ class World:
             ]["SubnetId"]
             for n, zone in ((1, "a"), (2, "c"))
         ]
+        self.security_group_id = ec2.create_security_group(
+            GroupName="app", Description="application instances", VpcId=self.vpc_id
+        )["GroupId"]
+        self.client("iam").create_instance_profile(InstanceProfileName=self.instance_profile)
         balancer = elbv2.create_load_balancer(Name="prod", Subnets=self.subnet_ids)["LoadBalancers"][0]
         original = self._target_group("original", tags={})
         listener = elbv2.create_listener(
@@ -64,14 +99,19 @@ class World:
             Port=80,
             DefaultActions=[{"Type": "forward", "TargetGroupArn": original}],
         )["Listeners"][0]
-        for priority, route in enumerate(routes, start=10):
-            rule = elbv2.create_rule(
-                ListenerArn=listener["ListenerArn"],
-                Priority=priority,
-                Conditions=[{"Field": "path-pattern", "Values": [f"/{route}/*"]}],
-                Actions=[{"Type": "forward", "TargetGroupArn": original}],
-            )["Rules"][0]
-            self.rule_arns[route] = rule["RuleArn"]
+        self.listener_arn, self.original_target_group = listener["ListenerArn"], original
+        for route in routes:
+            self.add_route(route)
+
+    def add_route(self, route: str) -> None:
+        """One more production rule, forwarding to the platform team's original target group."""
+        rule = self.client("elbv2").create_rule(
+            ListenerArn=self.listener_arn,
+            Priority=10 + len(self.rule_arns),
+            Conditions=[{"Field": "path-pattern", "Values": [f"/{route}/*"]}],
+            Actions=[{"Type": "forward", "TargetGroupArn": self.original_target_group}],
+        )["Rules"][0]
+        self.rule_arns[route] = rule["RuleArn"]
 
     def _target_group(self, name: str, tags: dict[str, str]) -> str:
         extra = {"Tags": [{"Key": key, "Value": value} for key, value in tags.items()]} if tags else {}
@@ -113,9 +153,82 @@ class World:
             )
 
     def rule_targets(self) -> dict[str, tuple[str, ...]]:
+        """Per route, the target groups its rule forwards to (with a weight above 0)."""
         rules = self.client("elbv2").describe_rules(RuleArns=list(self.rule_arns.values()))["Rules"]
-        by_arn = {rule["RuleArn"]: forward_targets(rule["Actions"]) for rule in rules}
+        by_arn = {}
+        for rule in rules:
+            forward = next(action for action in rule["Actions"] if action["Type"] == "forward")
+            weighted = forward.get("ForwardConfig", {}).get("TargetGroups")
+            if weighted:
+                by_arn[rule["RuleArn"]] = tuple(g["TargetGroupArn"] for g in weighted if g.get("Weight", 1) > 0)
+            else:
+                by_arn[rule["RuleArn"]] = (forward["TargetGroupArn"],)
         return {route: by_arn[arn] for route, arn in self.rule_arns.items()}
+
+    def traffic(self) -> dict[str, str]:
+        """Per route, the color whose target group takes its traffic, by the target groups' own tags."""
+        elbv2 = self.client("elbv2")
+        colors = {}
+        for route, arns in self.rule_targets().items():
+            tags = [self.tags(elbv2, arn) for arn in arns]
+            found = {tag.get("color", "elsewhere") if tag.get("app") == APP else "elsewhere" for tag in tags}
+            colors[route] = found.pop() if len(found) == 1 else "+".join(sorted(found))
+        return colors
+
+    @staticmethod
+    def tags(elbv2: Any, arn: str) -> dict[str, str]:
+        described = elbv2.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]
+        return {tag["Key"]: tag["Value"] for tag in described["Tags"]}
+
+    def move_by_hand(self, route: str, color: str) -> None:
+        """What an on-call person does in the console: point one rule at a color's target group."""
+        elbv2 = self.client("elbv2")
+        for group in elbv2.describe_target_groups()["TargetGroups"]:
+            tags = self.tags(elbv2, group["TargetGroupArn"])
+            if tags.get("app") == APP and tags.get("color") == color and tags.get("route") == route:
+                action = {"Type": "forward", "TargetGroupArn": group["TargetGroupArn"]}
+                elbv2.modify_rule(RuleArn=self.rule_arns[route], Actions=[action])
+                return
+        raise AssertionError(f"no {color} target group for {route}")
+
+    def groups(self, color: str) -> list[dict[str, Any]]:
+        """The app's Auto Scaling Groups of a color, as AWS describes them."""
+        described = self.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+        return [
+            group
+            for group in described
+            if {"app": APP, "color": color}.items() <= {t["Key"]: t["Value"] for t in group.get("Tags", [])}.items()
+        ]
+
+    def group(self, color: str) -> dict[str, Any]:
+        found = self.groups(color)
+        assert len(found) == 1, f"expected one {color} group, got {[g['AutoScalingGroupName'] for g in found]}"
+        return found[0]
+
+    def capacity_of(self, color: str) -> tuple[int, int, int]:
+        """(min, desired, max) of the color's one group."""
+        group = self.group(color)
+        return group["MinSize"], group["DesiredCapacity"], group["MaxSize"]
+
+    def images_in_use(self) -> dict[str, str]:
+        """AMI id -> its state, for every AMI an instance or a launch template's latest version uses."""
+        ec2 = self.client("ec2")
+        used = {
+            instance["ImageId"]
+            for reservation in ec2.describe_instances()["Reservations"]
+            for instance in reservation["Instances"]
+            if instance["State"]["Name"] != "terminated"
+        }
+        for template in ec2.describe_launch_templates()["LaunchTemplates"]:
+            versions = ec2.describe_launch_template_versions(
+                LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Latest"]
+            )["LaunchTemplateVersions"]
+            used |= {version["LaunchTemplateData"]["ImageId"] for version in versions}
+        states = {}
+        for ami in sorted(used):
+            images = ec2.describe_images(ImageIds=[ami])["Images"] if ami.startswith("ami-") else []
+            states[ami] = images[0]["State"] if images else "gone"
+        return states
 
     def rule_tags(self, route: str) -> dict[str, str]:
         described = self.client("elbv2").describe_tags(ResourceArns=[self.rule_arns[route]])["TagDescriptions"][0]

@@ -3,15 +3,19 @@
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from components.aws import Endpoint
+from tests.aws_model import AwsModel
 from tests.aws_world import REGION, ColorEnvironment, World
 from tests.call_recorder import CallRecorder
+from tests.engine import Engine
+from tests.project import Project
+from tests.provider_host import provider_host
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -30,6 +34,7 @@ def moto_endpoint() -> Iterator[str]:
             patch.setenv(key, value)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
+        server._server.app = RECORDER.middleware(server._server.app)  # type: ignore[union-attr]
         host, port = server.get_host_and_port()
         yield f"http://{host}:{port}"
         server.stop()
@@ -50,11 +55,14 @@ def blue_serves(world: World) -> tuple[ColorEnvironment, ColorEnvironment]:
     return blue, green
 
 
+RECORDER = CallRecorder()
+
+
 @pytest.fixture
-def api_calls(monkeypatch: pytest.MonkeyPatch) -> CallRecorder:
-    recorder = CallRecorder()
-    monkeypatch.setattr(Endpoint, "client", recorder.wrap(Endpoint.client))
-    return recorder
+def api_calls(world: World) -> CallRecorder:
+    """The AWS calls the moto server receives from anything but the test world itself, from now on."""
+    RECORDER.clear()
+    return RECORDER
 
 
 @pytest.fixture(autouse=True)
@@ -110,3 +118,34 @@ def smoke_server() -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+@pytest.fixture
+def project(world: World, tmp_path: Path) -> Project:
+    """A copy of the project whose Pulumi.yaml names the moto world's load balancer and network."""
+    world.build_load_balancer()
+    return Project.create(tmp_path / "project", world.project_config())
+
+
+@pytest.fixture
+def engine(project: Project, world: World) -> Iterator[Engine]:
+    with provider_host(cwd=project.root) as host:
+        yield Engine(project, AwsModel(world.endpoint), host)
+
+
+@pytest.fixture
+def failing_rules(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Rule ARNs whose modify_rule moto refuses, as a permission boundary or a rule lock would."""
+    from moto.elbv2 import models
+    from moto.elbv2.exceptions import ELBClientError
+
+    failing: set[str] = set()
+    original = models.ELBv2Backend.modify_rule
+
+    def modify_rule(self: Any, rule_arn: str, *args: Any, **kwargs: Any) -> Any:
+        if rule_arn in failing:
+            raise ELBClientError("OperationNotPermitted", f"not allowed to modify {rule_arn}")
+        return original(self, rule_arn, *args, **kwargs)
+
+    monkeypatch.setattr(models.ELBv2Backend, "modify_rule", modify_rule)
+    return failing

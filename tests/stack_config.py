@@ -1,7 +1,7 @@
 """Builds the config a stack's program sees, the way the Pulumi CLI does.
 
-The CLI merges Pulumi.yaml's project defaults and values with Pulumi.<stack>.yaml
-and hands every value to the program as a string (JSON for arrays and objects).
+The CLI merges Pulumi.yaml's project defaults and values with Pulumi.<stack>.yaml and hands
+every value to the program as a string (JSON for arrays and objects).
 """
 
 import json
@@ -14,7 +14,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = "bluegreen"
 
 
-def _namespaced(key: str) -> str:
+def namespaced(key: str) -> str:
     return key if ":" in key else f"{PROJECT}:{key}"
 
 
@@ -22,26 +22,21 @@ def _as_config_string(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def project_file() -> dict[str, Any]:
-    return yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+def project_file(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
+    return yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
 
 
-def stack_config(stack: str, **overrides: Any) -> dict[str, str]:
-    """Config of `stack`, with `overrides` (bare project keys) applied last."""
+def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
+    """Config of `stack`: Pulumi.yaml's values and defaults, then Pulumi.<stack>.yaml's."""
     merged: dict[str, Any] = {}
-    for key, entry in project_file()["config"].items():
+    for key, entry in project_file(project_dir)["config"].items():
         if isinstance(entry, dict) and "value" in entry:
-            merged[_namespaced(key)] = entry["value"]
+            merged[namespaced(key)] = entry["value"]
         elif isinstance(entry, dict) and "default" in entry:
-            merged[_namespaced(key)] = entry["default"]
+            merged[namespaced(key)] = entry["default"]
         elif not isinstance(entry, dict):
-            merged[_namespaced(key)] = entry
-    stack_file = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+            merged[namespaced(key)] = entry
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
     if stack_file.exists():
-        merged.update(yaml.safe_load(stack_file.read_text()).get("config", {}))
-    for key, value in overrides.items():
-        if value is None:
-            merged.pop(_namespaced(key), None)
-        else:
-            merged[_namespaced(key)] = value
+        merged.update((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {})
     return {key: _as_config_string(value) for key, value in merged.items()}

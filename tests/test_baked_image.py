@@ -48,7 +48,8 @@ def image_props(world: World, **overrides: Any) -> dict[str, Any]:
         "version": "1.0.0",
         "template_dir": str(IMAGE_DIR),
         "template_hash": "0" * 64,
-        "variables": {"source_ami_owners": ["amazon"], "instance_type": "t3.micro"},
+        "variables": {"source_ami_owners": ["amazon"], "artifact_id": "app"},
+        "build_network": {},
         "build_source": "emulator",
         "build_timeout_seconds": 120.0,
         **overrides,
@@ -82,12 +83,23 @@ def test_identical_create_reuses_the_image_without_packer(world: World, packer_r
     assert runs(packer_runs) == 1
 
 
-def test_changed_template_builds_a_new_image(world: World, packer_runs: Path) -> None:
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"template_hash": "1" * 64},
+        {"version": "1.0.1"},
+        {"variables": {"source_ami_owners": ["amazon"], "artifact_id": "other"}},
+    ],
+    ids=["template", "version", "variables"],
+)
+def test_any_change_of_identity_builds_a_new_image(world: World, packer_runs: Path, change: dict[str, Any]) -> None:
+    """Reuse and identity agree: what replaces the resource is never answered with the old AMI."""
     provider = BakedImageProvider()
     first = provider.create(image_props(world)).outs
-    second = provider.create(image_props(world, template_hash="1" * 64)).outs
+    second = provider.create(image_props(world, **change)).outs
     assert second["ami_id"] != first["ami_id"]
     assert runs(packer_runs) == 2
+    assert provider.diff("ami", first, image_props(world, **change)).replaces == list(change)
 
 
 def test_packer_failure_quotes_packer_and_records_nothing(world: World, packer_runs: Path) -> None:
@@ -117,19 +129,33 @@ def test_delete_removes_ami_and_snapshots_and_is_safe_to_repeat(world: World, pa
     assert not {snapshot["SnapshotId"] for snapshot in snapshots} & set(outs["snapshot_ids"])
 
 
-def test_delete_leaves_an_image_the_other_color_still_runs(world: World, packer_runs: Path) -> None:
+def test_delete_leaves_an_image_a_launch_template_still_uses(world: World, packer_runs: Path) -> None:
     provider = BakedImageProvider()
     outs = provider.create(image_props(world)).outs
     world.client("ec2").create_launch_template(
-        LaunchTemplateName="app-blue-template",
-        LaunchTemplateData={"ImageId": outs["ami_id"]},
-        TagSpecifications=[
-            {
-                "ResourceType": "launch-template",
-                "Tags": [{"Key": "app", "Value": APP}, {"Key": "color", "Value": "blue"}],
-            }
-        ],
+        LaunchTemplateName="anyone", LaunchTemplateData={"ImageId": outs["ami_id"]}
     )
+    provider.delete(outs["ami_id"], outs)
+    assert [image["ImageId"] for image in tagged_images(world)] == [outs["ami_id"]]
+
+
+def test_delete_leaves_an_image_a_group_pins_by_version(world: World, packer_runs: Path) -> None:
+    """An idle group at 0 instances pinned to an older template version would launch this image again."""
+    world.build_load_balancer()
+    provider = BakedImageProvider()
+    outs = provider.create(image_props(world)).outs
+    color = world.build_color("green", instances=0, ami_id=outs["ami_id"])
+    world.client("ec2").create_launch_template_version(
+        LaunchTemplateId=color.launch_template_id, LaunchTemplateData={"ImageId": world.amazon_linux_amis()[0]}
+    )
+    provider.delete(outs["ami_id"], outs)
+    assert [image["ImageId"] for image in tagged_images(world)] == [outs["ami_id"]]
+
+
+def test_delete_leaves_an_image_an_instance_runs(world: World, packer_runs: Path) -> None:
+    provider = BakedImageProvider()
+    outs = provider.create(image_props(world)).outs
+    world.client("ec2").run_instances(ImageId=outs["ami_id"], MinCount=1, MaxCount=1)
     provider.delete(outs["ami_id"], outs)
     assert [image["ImageId"] for image in tagged_images(world)] == [outs["ami_id"]]
 
@@ -147,9 +173,9 @@ def test_diff_replaces_on_release_inputs_only(world: World) -> None:
     olds = {**image_props(world), "ami_id": "ami-0123456789abcdef0"}
     assert provider.diff("ami", olds, image_props(world)).changes is False
     assert provider.diff("ami", olds, image_props(world, build_timeout_seconds=10.0)).changes is False
-    for change in ({"version": "1.0.1"}, {"template_hash": "f" * 64}, {"variables": {"source_ami_name": "x-*"}}):
-        result = provider.diff("ami", olds, image_props(world, **change))
-        assert result.replaces == list(change) and result.delete_before_replace is False
+    assert provider.diff("ami", olds, image_props(world, build_network={"subnet_id": "subnet-1"})).changes is False
+    result = provider.diff("ami", olds, image_props(world, version="1.0.1"))
+    assert result.replaces == ["version"] and result.delete_before_replace is False
 
 
 def test_template_hash_follows_every_file(tmp_path: Path) -> None:
@@ -168,7 +194,8 @@ def test_machine_readable_lines_are_unescaped() -> None:
 
 
 def test_packer_template_validates_and_is_formatted() -> None:
-    required = ["-var", "app_name=app", "-var", "version=1.0.0", "-var", "template_hash=x", "-var", "region=r"]
+    required = ["-var", "app_name=app", "-var", "version=1.0.0", "-var", "region=r"]
+    required += ["-var", "template_hash=x", "-var", "build_hash=y"]
     validate = subprocess.run([str(PACKER), "validate", *required, "."], cwd=IMAGE_DIR, capture_output=True, text=True)
     assert validate.returncode == 0, validate.stdout + validate.stderr
     fmt = subprocess.run([str(PACKER), "fmt", "-check", "."], cwd=IMAGE_DIR, capture_output=True, text=True)

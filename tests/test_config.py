@@ -1,20 +1,41 @@
 """P8: bad input fails at startup with one line naming the config key, and nothing is created."""
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
 
-from components.config import ConfigError, load
-from tests.program import RecordingMocks, run_failing_program
-from tests.stack_config import PROJECT, stack_config
+from components.config import ConfigError, Settings, load
+from tests.engine import Engine, UpdateFailed
+from tests.project import Project
+from tests.stack_config import PROJECT
 
 
-def load_as(stack: str, **overrides: Any):
+class _NoResources(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        raise AssertionError("loading config registers nothing")
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        raise AssertionError("loading config invokes nothing")
+
+
+@pytest.fixture
+def config_project(tmp_path: Path) -> Project:
+    return Project.create(tmp_path / "project", {})
+
+
+def load_as(project: Project, stack: str, **overrides: Any) -> Settings:
+    """Config as `pulumi config set` on the stack would give it (active_color: in Pulumi.yaml, its home)."""
+    for key, value in overrides.items():
+        if key == "active_color":
+            project.promote(value)
+        else:
+            project.set(stack, key, value)
     pulumi.runtime.settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(RecordingMocks(), project=PROJECT, stack=stack)
-    pulumi.runtime.set_all_config(stack_config(stack, **overrides))
-    return load()
+    pulumi.runtime.set_mocks(_NoResources(), project=PROJECT, stack=stack)
+    pulumi.runtime.set_all_config(project.config(stack))
+    return load(project.root)
 
 
 def routes_with(**route_fields: Any) -> dict[str, Any]:
@@ -50,6 +71,9 @@ BAD_INPUTS = [
     pytest.param({"routes": routes_with(protocol="FTP")}, "bluegreen:routes.web.protocol", id="route-bad-protocol"),
     pytest.param({"routes": routes_with(colour="blue")}, "bluegreen:routes.web.colour", id="route-unknown-field"),
     pytest.param({"routes": {"Web Route": routes_with()["web"]}}, "bluegreen:routes", id="route-bad-name"),
+    pytest.param(
+        {"routes": {**routes_with(), "api": routes_with()["web"]}}, "bluegreen:routes.api.rule_arn", id="shared-rule"
+    ),
     pytest.param({"subnet_ids": []}, "bluegreen:subnet_ids", id="no-subnets"),
     pytest.param({"app_name": "My App"}, "bluegreen:app_name", id="bad-app-name"),
     pytest.param({"image_id": "ubuntu"}, "bluegreen:image_id", id="bad-image-id"),
@@ -79,54 +103,78 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("overrides", "key"), BAD_INPUTS)
-def test_bad_input_names_the_key(overrides: dict[str, Any], key: str) -> None:
+def test_bad_input_names_the_key(config_project: Project, overrides: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as raised:
-        load_as("blue", **overrides)
+        load_as(config_project, "blue", **overrides)
     message = str(raised.value)
     assert key in message
     assert "\n" not in message
 
 
-def test_stack_without_a_color_fails() -> None:
+def test_stack_without_a_color_fails(config_project: Project) -> None:
     with pytest.raises(ConfigError, match="bluegreen:color"):
-        load_as("staging")
+        load_as(config_project, "staging")
 
 
-def test_explicit_color_names_a_stack_of_any_name() -> None:
-    assert load_as("staging", color="green", version="1.0.0").color == "green"
+def test_explicit_color_names_a_stack_of_any_name(config_project: Project) -> None:
+    assert load_as(config_project, "staging", color="green", version="1.0.0").color == "green"
 
 
-def test_color_defaults_to_the_stack_name() -> None:
-    assert load_as("green").color == "green"
+def test_color_defaults_to_the_stack_name(config_project: Project) -> None:
+    assert load_as(config_project, "green").color == "green"
 
 
-def test_prerelease_version_is_accepted() -> None:
-    assert load_as("blue", version="1.2.3-rc.1").version == "1.2.3-rc.1"
+def test_prerelease_version_is_accepted(config_project: Project) -> None:
+    assert load_as(config_project, "blue", version="1.2.3-rc.1").version == "1.2.3-rc.1"
 
 
 def test_config_error_is_reported_without_a_stack_trace() -> None:
     assert issubclass(ConfigError, pulumi.RunError)
 
 
+def test_active_color_has_one_home(config_project: Project) -> None:
+    config_project.set("green", "active_color", "green")
+    with pytest.raises(ConfigError, match=r"set in Pulumi\.green\.yaml.*pulumi config rm active_color --stack green"):
+        load_as(config_project, "green")
+
+
+def test_active_color_from_anywhere_but_pulumi_yaml_fails(config_project: Project) -> None:
+    """`--config` or an environment: the merged value differs from Pulumi.yaml's."""
+    pulumi.runtime.settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(_NoResources(), project=PROJECT, stack="blue")
+    pulumi.runtime.set_all_config({**config_project.config("blue"), "bluegreen:active_color": "green"})
+    with pytest.raises(ConfigError, match=r"'green' for stack blue but 'blue' in Pulumi\.yaml"):
+        load(config_project.root)
+
+
+def test_target_group_names_must_fit_aws_limit(config_project: Project) -> None:
+    arn = "arn:aws:elasticloadbalancing:ap-northeast-1:1:listener-rule/app/p/1/2/"
+    with pytest.raises(ConfigError, match=r"bluegreen:app_name and bluegreen:routes\.checkout1 are too long together"):
+        load_as(config_project, "blue", app_name="storefront", routes={"checkout1": {"rule_arn": arn + "1"}})
+
+
 PROGRAM_CASES = {"unknown-active-color", "empty-version", "empty-routes", "negative-min", "route-without-rule"}
 
 
 @pytest.mark.parametrize(("overrides", "key"), [case for case in BAD_INPUTS if case.id in PROGRAM_CASES])
-def test_bad_input_creates_nothing(overrides: dict[str, Any], key: str) -> None:
-    error, run = run_failing_program("blue", **overrides)
-    assert isinstance(error, ConfigError)
-    assert key in str(error)
-    assert run.resources == {}
+def test_bad_input_creates_nothing(engine: Engine, project: Project, overrides: dict[str, Any], key: str) -> None:
+    for name, value in overrides.items():
+        project.promote(value) if name == "active_color" else project.set("blue", name, value)
+    with pytest.raises(UpdateFailed, match=key.replace(".", r"\.")):
+        engine.up("blue")
+    assert engine.resources("blue") == []
 
 
-def test_smoke_checks_are_read_with_defaults() -> None:
-    settings = load_as("blue", smoke_checks=[{"url": "https://green.example/health", "host": "app.example"}])
+def test_smoke_checks_are_read_with_defaults(config_project: Project) -> None:
+    settings = load_as(
+        config_project, "blue", smoke_checks=[{"url": "https://green.example/health", "host": "app.example"}]
+    )
     assert settings.smoke_checks == (
         {"url": "https://green.example/health", "expected_status": 200, "body_pattern": "", "host": "app.example"},
     )
 
 
-def test_drain_delay_is_the_longest_deregistration_delay() -> None:
+def test_drain_delay_is_the_longest_deregistration_delay(config_project: Project) -> None:
     arn = "arn:aws:elasticloadbalancing:ap-northeast-1:1:listener-rule/app/p/1/2/"
     routes = {"web": {"rule_arn": arn + "1", "deregistration_delay": 30}, "api": {"rule_arn": arn + "2"}}
-    assert load_as("blue", routes=routes).drain_seconds == 60
+    assert load_as(config_project, "blue", routes=routes).drain_seconds == 60

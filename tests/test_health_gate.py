@@ -9,18 +9,21 @@ from tests.aws_world import ColorEnvironment, World
 from tests.call_recorder import CallRecorder
 
 
-def gate_props(world: World, environment: ColorEnvironment, **overrides: Any) -> dict[str, Any]:
+def gate_props(world: World, environment: ColorEnvironment, release: str = "", **fitness: Any) -> dict[str, Any]:
+    """HealthGate props as the engine sends them (numbers as floats)."""
     return {
         **world.props(),
-        "asg_name": environment.asg_name,
-        "target_group_arns": environment.target_group_arns,
-        "ami_id": environment.ami_id,
-        "expected_count": 2.0,
-        "timeout_seconds": 1.0,
-        "poll_seconds": 0.2,
-        "smoke_checks": [],
-        "trigger": {"version": environment.version},
-        **overrides,
+        "fitness": {
+            "asg_name": environment.asg_name,
+            "target_group_arns": environment.target_group_arns,
+            "ami_id": environment.ami_id,
+            "expected_count": 2.0,
+            "timeout_seconds": 1.0,
+            "poll_seconds": 0.2,
+            "smoke_checks": [],
+            **fitness,
+        },
+        "release": {"bluegreen:release:version": release or environment.version},
     }
 
 
@@ -51,7 +54,7 @@ def test_gate_times_out_on_one_unhealthy_instance_and_lists_it(
     with pytest.raises(GateFailed) as failed:
         HealthGateProvider().create(gate_props(world, green))
     message = str(failed.value)
-    assert "timed out" in message
+    assert "is not fit for traffic after 1s" in message
     assert "web: 1/2 healthy" in message
     sick_line = next(line for line in message.splitlines() if sick in line)
     assert "unhealthy" in sick_line
@@ -131,8 +134,19 @@ def test_diff_reruns_the_gate_only_when_what_it_verifies_changes(world: World, g
     olds = provider.create(gate_props(world, green)).outs
     assert provider.diff("gate", olds, gate_props(world, green)).changes is False
     assert provider.diff("gate", olds, gate_props(world, green, timeout_seconds=600.0)).changes is False
-    assert provider.diff("gate", olds, gate_props(world, green, trigger={"version": "2.0.0"})).changes is True
+    assert provider.diff("gate", olds, gate_props(world, green, release="2.0.0")).changes is True
     assert provider.diff("gate", olds, gate_props(world, green, expected_count=4.0)).changes is True
+    assert provider.diff("gate", olds, gate_props(world, green, asg_name="app-green-2")).changes is True
+
+
+def test_a_verdict_on_zero_instances_is_no_pass(world: World) -> None:
+    world.build_load_balancer()
+    idle = world.build_color("green", instances=0)
+    outs = HealthGateProvider().create(gate_props(world, idle, expected_count=0.0)).outs
+    assert outs["passed_at"] == ""
+    assert outs["verdict"] == "nothing verified: 0 instances"
+    later = gate_props(world, idle, expected_count=2.0)
+    assert HealthGateProvider().diff("gate", outs, later).changes is True, "a verdict on 0 covers no instance"
 
 
 def test_gate_fails_on_a_draining_target(

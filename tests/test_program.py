@@ -1,179 +1,149 @@
-"""The real __main__.py under Pulumi's mock engine: per stack and per active_color."""
+"""The resource graph the real __main__.py registers, per stack and active_color, read from a preview."""
+
+import json
 
 import pytest
 
 from components.baked_image import template_hash
-from tests.program import BAKED_AMI, BAKED_IMAGE, DESTROY_GUARD, GATE, GUARD, SWITCH, ProgramRun, run_program
+from tests.aws_world import World
+from tests.engine import Engine, Entry, Result
+from tests.project import Project
 from tests.stack_config import PROJECT_DIR
 
-AMI = "ami-0123456789abcdef0"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
-ASG = "aws:autoscaling/group:Group"
-LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+GROUP = "aws:autoscaling/group:Group"
+TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+PROVIDER = "pulumi:providers:aws"
+DYNAMIC = "pulumi-python:dynamic/bluegreen:"
 COMBINATIONS = [(stack, active) for stack in ("blue", "green") for active in ("blue", "green")]
+AMI = "ami-0123456789abcdef0"
 
 
-def run(stack: str, active: str, **overrides: object) -> ProgramRun:
-    return run_program(stack, active_color=active, image_id=AMI, **overrides)
+def preview(engine: Engine, project: Project, stack: str, active: str = "blue") -> Result:
+    project.promote(active)
+    return engine.preview(stack)
+
+
+def of_type(result: Result, type_: str) -> list[Entry]:
+    return [entry for entry in result.registered.values() if entry.type == type_]
+
+
+def one(result: Result, type_: str) -> Entry:
+    found = of_type(result, type_)
+    assert len(found) == 1, [entry.name for entry in found]
+    return found[0]
+
+
+def depends_on(dependent: Entry, dependency: Entry) -> bool:
+    return dependency.urn in dependent.dependencies
 
 
 @pytest.mark.parametrize(("stack", "active"), COMBINATIONS)
-def test_one_environment_of_the_stack_color(stack: str, active: str) -> None:
-    program = run(stack, active)
-    environment = program.one("bluegreen:index:Environment")
-    assert environment.name == f"app-{stack}"
-    assert program.exports["color"] == stack
-    assert program.exports["is_live"] is (stack == active)
+def test_one_environment_of_the_stack_color(engine: Engine, project: Project, stack: str, active: str) -> None:
+    result = preview(engine, project, stack, active)
+    assert result.registered[f"app-{stack}"].type == "bluegreen:index:Environment"
+    assert result.exports["color"] == stack
+    assert result.exports["is_live"] is (stack == active)
+    assert len(of_type(result, DYNAMIC + "TrafficSwitch")) == (1 if stack == active else 0)
 
 
-@pytest.mark.parametrize(("stack", "active"), COMBINATIONS)
-def test_one_target_group_per_route_tagged_with_color(stack: str, active: str) -> None:
-    program = run(stack, active)
-    groups = {group.inputs["tags"]["route"]: group for group in program.of_type(TARGET_GROUP)}
+def test_one_target_group_per_route_tagged_with_its_color(engine: Engine, project: Project) -> None:
+    groups = {
+        group.inputs["tags"]["route"]: group for group in of_type(preview(engine, project, "green"), TARGET_GROUP)
+    }
     assert set(groups) == {"web", "api"}
-    assert groups["web"].inputs["port"] == 8080
-    assert groups["api"].inputs["port"] == 8081
+    assert (groups["web"].inputs["port"], groups["api"].inputs["port"]) == (8080, 8081)
     assert groups["web"].inputs["healthCheck"]["path"] == "/health"
-    assert groups["web"].inputs["deregistrationDelay"] == 60
-    for group in groups.values():
-        assert group.inputs["tags"]["color"] == stack
-        assert group.inputs["tags"]["app"] == "app"
-    assert set(program.exports["target_group_arns"]) == {"web", "api"}
+    assert groups["web"].inputs["deregistrationDelay"] == 1
+    assert {group.inputs["tags"]["color"] for group in groups.values()} == {"green"}
+    assert all(group.inputs["name"].startswith(f"app-green-{route}-") for route, group in groups.items())
 
 
-@pytest.mark.parametrize(("stack", "active"), COMBINATIONS)
-def test_asg_uses_elb_health_and_exactly_its_own_target_groups(stack: str, active: str) -> None:
-    program = run(stack, active)
-    group = program.one(ASG)
-    own_arns = {tg.outputs["arn"] for tg in program.of_type(TARGET_GROUP)}
+def test_group_uses_elb_health_and_its_own_target_groups_and_pins_the_template_version(
+    engine: Engine, project: Project
+) -> None:
+    engine.up("blue")
+    result = engine.up("green")
+    group, template = one(result, GROUP), one(result, TEMPLATE)
     assert group.inputs["healthCheckType"] == "ELB"
-    assert set(group.inputs["targetGroupArns"]) == own_arns
-    assert set(program.exports["target_group_arns"].values()) == own_arns
-    assert all(f"-{stack}-" in arn for arn in own_arns)
+    assert set(group.inputs["targetGroupArns"]) == {tg.outputs["arn"] for tg in of_type(result, TARGET_GROUP)}
+    assert group.inputs["launchTemplate"] == {"id": template.id, "version": "1"}
+    assert group.replace_on_changes == ["launchTemplate"]
+    assert depends_on(group, template)
 
 
-@pytest.mark.parametrize(("stack", "active"), COMBINATIONS)
-def test_names_and_tags_carry_app_color_and_version(stack: str, active: str) -> None:
-    program = run(stack, active, version="2.0.1")
-    group = program.one(ASG)
-    assert group.inputs["namePrefix"] == f"app-{stack}-2.0.1-"
-    assert program.exports["asg_name"].startswith(f"app-{stack}-2.0.1-")
-    tags = {tag["key"]: tag["value"] for tag in group.inputs["tags"]}
-    assert tags == {"app": "app", "color": stack, "version": "2.0.1", "managed-by": "bluegreen"}
-    assert all(tag["propagateAtLaunch"] for tag in group.inputs["tags"])
-    template = program.one(LAUNCH_TEMPLATE)
-    assert template.inputs["tags"]["version"] == "2.0.1"
-    assert template.inputs["tagSpecifications"][0]["tags"]["color"] == stack
+def test_names_and_tags_carry_app_color_version_and_the_release(engine: Engine, project: Project) -> None:
+    project.set("green", "version", "2.0.1")
+    result = preview(engine, project, "green")
+    group = one(result, GROUP)
+    assert group.inputs["namePrefix"] == "app-green-2.0.1-"
+    tags = {tag["key"]: (tag["value"], tag["propagateAtLaunch"]) for tag in group.inputs["tags"]}
+    assert tags["version"] == ("2.0.1", True) and tags["color"] == ("green", True)
+    assert tags["bluegreen:release:version"] == ("2.0.1", False)
+    assert tags["bluegreen:release:instance_type"] == ("t3.micro", False)
+    assert one(result, TEMPLATE).inputs["tagSpecifications"][0]["tags"]["color"] == "green"
 
 
-@pytest.mark.parametrize(("stack", "active"), COMBINATIONS)
-def test_launch_template_runs_the_image_and_the_asg_pins_its_version(stack: str, active: str) -> None:
-    program = run(stack, active)
-    template = program.one(LAUNCH_TEMPLATE)
-    group = program.one(ASG)
-    assert template.inputs["imageId"] == AMI
-    assert template.inputs["instanceType"] == "t3.micro"
-    assert group.inputs["launchTemplate"] == {"id": f"{template.name}-id", "version": "1"}
-    assert program.depends_on(group, template)
+def test_every_aws_resource_uses_the_one_explicit_provider_with_the_endpoint(engine: Engine, project: Project) -> None:
+    result = preview(engine, project, "blue")
+    provider = one(result, PROVIDER)
+    endpoint = project.config("blue")["bluegreen:endpoint_url"]
+    assert provider.inputs["region"] == "ap-northeast-1"
+    endpoints = json.loads(provider.inputs["endpoints"])[0]  # providers get complex config as JSON
+    assert set(endpoints.values()) == {endpoint}
+    assert {"autoscaling", "ec2", "elbv2"} <= set(endpoints)
+    aws_resources = [entry for entry in result.registered.values() if entry.type.startswith("aws:")]
+    assert len(aws_resources) == 4
+    assert {entry.provider.rsplit("::", 1)[0] for entry in aws_resources} == {provider.urn}
+    for entry in of_type(result, DYNAMIC + "HealthGate") + of_type(result, DYNAMIC + "TrafficSwitch"):
+        assert (entry.inputs["region"], entry.inputs["endpoint_url"]) == ("ap-northeast-1", endpoint)
 
 
-def test_a_new_image_or_template_replaces_the_asg_create_before_delete() -> None:
-    group = run("green", "blue").one(ASG)
-    assert "launchTemplate" in group.replace_on_changes
-    assert group.delete_before_replace is False
+def test_order_is_image_then_group_then_gate_then_switch(engine: Engine, project: Project) -> None:
+    result = preview(engine, project, "blue")
+    image, template, group = one(result, DYNAMIC + "BakedImage"), one(result, TEMPLATE), one(result, GROUP)
+    gate, switch = one(result, DYNAMIC + "HealthGate"), one(result, DYNAMIC + "TrafficSwitch")
+    assert depends_on(template, image)
+    assert depends_on(gate, group)
+    assert depends_on(switch, gate)
+    destroy_guard = one(result, DYNAMIC + "DestroyGuard")
+    assert depends_on(destroy_guard, group)
+    assert all(depends_on(destroy_guard, tg) for tg in of_type(result, TARGET_GROUP))
 
 
-@pytest.mark.parametrize(("stack", "active"), COMBINATIONS)
-def test_capacity_is_full_when_live_and_idle_capacity_when_idle(stack: str, active: str) -> None:
-    group = run(stack, active, idle_capacity="1", min_size="2", desired_capacity="3", max_size="5").one(ASG)
-    if stack == active:
-        assert (group.inputs["minSize"], group.inputs["desiredCapacity"], group.inputs["maxSize"]) == (2, 3, 5)
-    else:
-        assert (group.inputs["minSize"], group.inputs["desiredCapacity"], group.inputs["maxSize"]) == (1, 1, 5)
+def test_gate_and_switch_verify_the_planned_count_on_the_release_image(engine: Engine, project: Project) -> None:
+    project.set("blue", "desired_capacity", "3")
+    engine.up("blue")
+    result = engine.preview("blue")
+    gate, switch = one(result, DYNAMIC + "HealthGate"), one(result, DYNAMIC + "TrafficSwitch")
+    ami = one(result, DYNAMIC + "BakedImage").outputs["ami_id"]
+    assert gate.inputs["fitness"]["expected_count"] == 3
+    assert gate.inputs["fitness"]["ami_id"] == ami
+    assert switch.inputs["fitness"] == gate.inputs["fitness"]
+    assert set(gate.inputs["fitness"]["target_group_arns"]) == {"web", "api"}
 
 
-def test_idle_color_keeps_full_capacity_by_default() -> None:
-    group = run("green", "blue", idle_capacity="full").one(ASG)
-    assert (group.inputs["minSize"], group.inputs["desiredCapacity"], group.inputs["maxSize"]) == (2, 2, 4)
-
-
-def test_any_number_of_routes() -> None:
-    arn = "arn:aws:elasticloadbalancing:ap-northeast-1:1:listener-rule/app/p/1/2/"
-    routes = {name: {"rule_arn": arn + name} for name in ("web", "api", "admin")}
-    program = run("blue", "blue", routes=routes)
-    assert len(program.of_type(TARGET_GROUP)) == 3
-    assert len(program.one(ASG).inputs["targetGroupArns"]) == 3
-
-
-@pytest.mark.parametrize(("stack", "active"), COMBINATIONS)
-def test_traffic_switch_exists_only_in_the_live_stack(stack: str, active: str) -> None:
-    switches = run(stack, active).of_type(SWITCH)
-    assert len(switches) == (1 if stack == active else 0)
-
-
-def test_dependencies_run_guard_then_asg_then_gate_then_switch() -> None:
-    program = run("green", "green")
-    guard, group, gate, switch = (program.one(kind) for kind in (GUARD, ASG, GATE, SWITCH))
-    assert program.depends_on(group, guard)
-    assert program.depends_on(gate, group)
-    assert program.depends_on(switch, gate)
-    assert switch.inputs["gate_passed_at"] == gate.outputs["passed_at"]
-
-
-def test_every_resource_of_the_color_waits_for_the_guard() -> None:
-    program = run("blue", "blue")
-    guard = program.one(GUARD)
-    for kind in (LAUNCH_TEMPLATE, TARGET_GROUP, ASG):
-        for resource in program.of_type(kind):
-            assert program.depends_on(resource, guard), resource.name
-
-
-def test_destroy_guard_depends_on_the_group_and_target_groups() -> None:
-    program = run("blue", "green")
-    destroy_guard, group = program.one(DESTROY_GUARD), program.one(ASG)
-    assert program.depends_on(destroy_guard, group)
-    assert all(program.depends_on(destroy_guard, tg) for tg in program.of_type(TARGET_GROUP))
-
-
-def test_gate_expects_the_guarded_capacity_on_the_release_image() -> None:
-    program = run("green", "blue", idle_capacity="full", desired_capacity="3", max_size="4")
-    gate, guard = program.one(GATE), program.one(GUARD)
-    assert gate.inputs["expected_count"] == guard.outputs["desired_capacity"] == 3
-    assert gate.inputs["ami_id"] == AMI
-    assert gate.inputs["trigger"]["live"] is False
-    assert set(gate.inputs["target_group_arns"]) == {"web", "api"}
-
-
-def test_guard_gets_the_release_and_the_shared_rules() -> None:
-    guard = run("green", "blue", version="3.1.4").one(GUARD)
-    assert guard.inputs["release"]["version"] == "3.1.4"
-    assert guard.inputs["active_color"] == "blue"
-    assert set(guard.inputs["rule_arns"]) == {"web", "api"}
-    assert guard.inputs["drain_seconds"] == 60
-
-
-def test_without_image_id_the_release_image_is_baked_after_the_guard() -> None:
-    program = run_program("green", active_color="blue", image_id="", version="1.5.0")
-    image, guard, template = program.one(BAKED_IMAGE), program.one(GUARD), program.one(LAUNCH_TEMPLATE)
-    assert program.depends_on(image, guard)
-    assert template.inputs["imageId"] == BAKED_AMI
-    assert program.one(GATE).inputs["ami_id"] == BAKED_AMI
+def test_baked_image_inputs(engine: Engine, project: Project, world: World) -> None:
+    project.set("green", "version", "1.5.0")
+    image = one(preview(engine, project, "green"), DYNAMIC + "BakedImage")
     assert image.inputs["version"] == "1.5.0"
     assert image.inputs["template_dir"] == "image"
     assert image.inputs["template_hash"] == template_hash(PROJECT_DIR / "image")
-    assert guard.inputs["release"]["template_hash"] == image.inputs["template_hash"]
-    assert image.inputs["build_source"] == "real"
+    assert image.inputs["build_source"] == "emulator", "an emulator endpoint builds without provisioning"
     assert image.inputs["variables"]["source_ami_owners"] == ["amazon"]
-    assert image.inputs["build_network"]["subnet_id"] == "subnet-0123456789abcdef0"
+    assert image.inputs["build_network"]["subnet_id"] == world.subnet_ids[0]
 
 
-def test_an_emulator_endpoint_builds_without_provisioning() -> None:
-    image = run_program("green", image_id="", endpoint_url="http://127.0.0.1:5000").one(BAKED_IMAGE)
-    assert image.inputs["build_source"] == "emulator"
-    assert image.inputs["endpoint_url"] == "http://127.0.0.1:5000"
+def test_image_id_brings_your_own_ami_and_runs_no_packer(engine: Engine, project: Project) -> None:
+    project.set("green", "image_id", AMI)
+    result = preview(engine, project, "green")
+    assert of_type(result, DYNAMIC + "BakedImage") == []
+    assert one(result, TEMPLATE).inputs["imageId"] == AMI
 
 
-def test_image_id_brings_your_own_ami_and_runs_no_packer() -> None:
-    program = run("green", "blue")
-    assert program.of_type(BAKED_IMAGE) == []
-    assert program.one(LAUNCH_TEMPLATE).inputs["imageId"] == AMI
+def test_any_number_of_routes(engine: Engine, project: Project, world: World) -> None:
+    world.add_route("admin")
+    project.set_shared("routes", {route: {"rule_arn": arn} for route, arn in world.rule_arns.items()})
+    result = preview(engine, project, "blue")
+    assert len(of_type(result, TARGET_GROUP)) == 3
+    assert len(one(result, GROUP).inputs["targetGroupArns"]) == 3

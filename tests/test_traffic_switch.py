@@ -1,23 +1,29 @@
-"""TrafficSwitch against moto: all rules move or none (P2), and only on a change of intent (P7)."""
+"""TrafficSwitch against moto: a fresh verdict before any move (P1), all rules or none (P2), intent only (P7)."""
 
 from typing import Any
 
 import pytest
 
-from components.live_routes import COLOR_TAG, SWITCHED_AT_TAG, VERSION_TAG
+from components.health_gate import GateFailed
+from components.live_state import COLOR_TAG, SWITCHED_AT_TAG, VERSION_TAG
 from components.traffic_switch import SwitchFailed, TrafficSwitchProvider
-from tests.aws_world import ColorEnvironment, World
+from tests.aws_world import APP, ColorEnvironment, World
 from tests.call_recorder import CallRecorder
+from tests.test_health_gate import gate_props
 
 
 def switch_props(world: World, environment: ColorEnvironment, **overrides: Any) -> dict[str, Any]:
+    """TrafficSwitch props as the engine sends them, for a promotion of `environment`'s color."""
     return {
         **world.props(),
-        "rule_arns": dict(world.rule_arns),
-        "target_group_arns": dict(environment.target_group_arns),
+        "app_name": APP,
         "color": environment.color,
         "version": environment.version,
-        "gate_passed_at": "2026-11-26T00:00:00+00:00",
+        "rule_arns": dict(world.rule_arns),
+        "target_group_arns": dict(environment.target_group_arns),
+        "fitness": gate_props(world, environment)["fitness"],
+        "moves": dict.fromkeys(world.rule_arns, "blue"),
+        "drift": {},
         **overrides,
     }
 
@@ -34,32 +40,67 @@ def test_switch_moves_every_rule_and_tags_it(
     assert world.rule_targets() == on(green)
     for route in world.rule_arns:
         tags = world.rule_tags(route)
-        assert tags[COLOR_TAG] == "green"
-        assert tags[VERSION_TAG] == "1.1.0"
+        assert (tags[COLOR_TAG], tags[VERSION_TAG]) == ("green", "1.1.0")
         assert tags[SWITCHED_AT_TAG]
 
 
-def test_failure_on_the_second_rule_restores_the_first(
-    world: World, blue_serves: tuple[ColorEnvironment, ColorEnvironment]
+def test_switch_takes_its_own_verdict_and_moves_nothing_onto_an_unfit_color(
+    world: World,
+    blue_serves: tuple[ColorEnvironment, ColorEnvironment],
+    target_health: dict[str, tuple[str, str, str]],
 ) -> None:
     blue, green = blue_serves
-    missing = green.target_group_arns["api"].replace("app-green-api", "app-green-gone")
-    broken = {**green.target_group_arns, "api": missing}
-    with pytest.raises(SwitchFailed) as failed:
-        TrafficSwitchProvider().create(switch_props(world, green, target_group_arns=broken))
+    target_health[world.instance_ids(green)[0]] = ("unhealthy", "Target.FailedHealthChecks", "502")
+    with pytest.raises(GateFailed, match="traffic was not moved"):
+        TrafficSwitchProvider().create(switch_props(world, green))
     assert world.rule_targets() == on(blue)
-    assert "api" in str(failed.value)
-    assert world.rule_arns["api"] in str(failed.value)
-    assert "restored" in str(failed.value)
     assert COLOR_TAG not in world.rule_tags("web")
 
 
-def test_switch_refuses_without_a_passed_gate(
+def test_failure_on_the_second_rule_restores_the_first_and_says_so(
+    world: World, blue_serves: tuple[ColorEnvironment, ColorEnvironment], failing_rules: set[str]
+) -> None:
+    blue, green = blue_serves
+    failing_rules.add(world.rule_arns["web"])
+    with pytest.raises(SwitchFailed) as failed:
+        TrafficSwitchProvider().create(switch_props(world, green))
+    assert world.rule_targets() == on(blue)
+    message = str(failed.value)
+    assert f"switching route 'web' (rule {world.rule_arns['web']}) to green failed" in message
+    assert "traffic restored: api back where they were; web never moved" in message
+    assert COLOR_TAG not in world.rule_tags("api")
+
+
+def test_a_rule_that_cannot_be_restored_is_named(
+    world: World, blue_serves: tuple[ColorEnvironment, ColorEnvironment], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.elbv2 import models
+    from moto.elbv2.exceptions import ELBClientError
+
+    _, green = blue_serves
+    web, moved = world.rule_arns["web"], []
+    real_modify_rule = models.ELBv2Backend.modify_rule
+
+    def modify_rule(self: Any, rule_arn: str, *args: Any, **kwargs: Any) -> Any:
+        """web refuses any change; api moves once, then refuses to move back."""
+        if rule_arn == web or rule_arn in moved:
+            raise ELBClientError("OperationNotPermitted", f"{rule_arn} is locked")
+        moved.append(rule_arn)
+        return real_modify_rule(self, rule_arn, *args, **kwargs)
+
+    monkeypatch.setattr(models.ELBv2Backend, "modify_rule", modify_rule)
+    with pytest.raises(SwitchFailed, match="RESTORE FAILED for api: these rules still forward to green"):
+        TrafficSwitchProvider().create(switch_props(world, green))
+    assert world.rule_targets()["api"] == on(green)["api"]
+
+
+def test_switch_refuses_while_rules_were_moved_by_hand(
     world: World, blue_serves: tuple[ColorEnvironment, ColorEnvironment]
 ) -> None:
     blue, green = blue_serves
-    with pytest.raises(SwitchFailed, match="health gate"):
-        TrafficSwitchProvider().create(switch_props(world, green, gate_passed_at=""))
+    drift = {"web": "web: forwards to blue by hand"}
+    with pytest.raises(SwitchFailed, match="did not make green live"):
+        TrafficSwitchProvider().create(switch_props(world, green, drift=drift))
     assert world.rule_targets() == on(blue)
 
 
@@ -72,17 +113,20 @@ def test_refresh_then_up_does_not_move_traffic(
     world.point_rules_at(blue)  # someone moved traffic by hand
     refreshed = provider.read("switch", state).outs
     assert refreshed["observed_target_group_arns"] == {route: list(arns) for route, arns in on(blue).items()}
-    assert refreshed["target_group_arns"] == green.target_group_arns
-    assert provider.diff("switch", refreshed, switch_props(world, green)).changes is False
+    unchanged = switch_props(world, green, moves={}, drift={"web": "by hand", "api": "by hand"})
+    assert provider.diff("switch", refreshed, unchanged).changes is False
     assert world.rule_targets() == on(blue)
 
 
-def test_a_change_of_intent_is_a_change(world: World, blue_serves: tuple[ColorEnvironment, ColorEnvironment]) -> None:
-    blue, green = blue_serves
+def test_a_change_of_intent_or_a_move_is_a_change(
+    world: World, blue_serves: tuple[ColorEnvironment, ColorEnvironment]
+) -> None:
+    _, green = blue_serves
     provider = TrafficSwitchProvider()
     state = provider.create(switch_props(world, green)).outs
-    assert provider.diff("switch", state, switch_props(world, green, version="1.2.0")).changes is True
-    assert provider.diff("switch", state, switch_props(world, blue)).changes is True
+    assert provider.diff("switch", state, switch_props(world, green, moves={})).changes is False
+    assert provider.diff("switch", state, switch_props(world, green, moves={}, version="1.2.0")).changes is True
+    assert provider.diff("switch", state, switch_props(world, green, moves={"web": "blue"})).changes is True
 
 
 def test_delete_moves_nothing(
@@ -95,15 +139,3 @@ def test_delete_moves_nothing(
     provider.delete("switch", state)
     assert api_calls.writes() == []
     assert world.rule_targets() == on(green)
-
-
-def test_check_and_diff_make_no_write(
-    world: World, blue_serves: tuple[ColorEnvironment, ColorEnvironment], api_calls: CallRecorder
-) -> None:
-    blue, green = blue_serves
-    provider = TrafficSwitchProvider()
-    props = switch_props(world, green)
-    provider.check({}, props)
-    provider.diff("switch", switch_props(world, blue), props)
-    assert api_calls.writes() == []
-    assert world.rule_targets() == on(blue)

@@ -1,0 +1,315 @@
+"""What this update does to one color, decided at program time from config and what AWS says.
+
+The program always runs, in a preview and under `--target` too, so deciding here means a preview
+shows concrete capacities and rule moves, and no subset of targets walks around a refusal.
+Everything below is pure: AWS is read once before (components/live_state.py).
+
+- The serving color (the rules' truth, not config) gets no new release: version, image or instance
+  settings. Its image inputs (template, build variables) are deferred to its next release instead
+  of refused, so an edit of image/ never blocks the live stack (P3).
+- No update lowers a serving or live color's capacity below what AWS reports; an idle color scales
+  to idle_capacity only after it was demoted and drained, and a new release runs at live capacity so
+  its gate verifies it (P3).
+- Each rule is in place, pending (bluegreen's switch put it on a color, and config now names the
+  other: the live stack moves it) or drift (moved by hand: reported, never moved back) (P4, P7).
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import pulumi
+
+from components.config import COLORS, Capacity, Settings
+from components.live_state import GroupView, LiveState, RuleView
+
+RELEASE_TAG_PREFIX = "bluegreen:release:"
+DEFERRED_FIELDS = ("template_hash", "build_variables")
+"""Image inputs a serving color keeps until its next release, rather than refusing the update."""
+CAPACITY_PROPERTIES = {"min_size": "minSize", "max_size": "maxSize", "desired": "desiredCapacity"}
+
+
+class LiveColorChange(pulumi.RunError):
+    """This update would touch the color serving production traffic; nothing was changed."""
+
+
+def other_color(color: str) -> str:
+    return next(other for other in COLORS if other != color)
+
+
+def _joined(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _recorded(value: Any) -> str:
+    """A value as an Auto Scaling Group tag can hold it: short plain strings as they are, others hashed."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    if len(text) <= 64 and all(c.isalnum() or c in "_.:/=+-@" for c in text):
+        return text
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Release:
+    """Everything that, changed, replaces a color's instances, by config key; tagged on its group."""
+
+    fields: dict[str, str]
+
+    @classmethod
+    def of(cls, settings: Settings, template_hash: str) -> "Release":
+        baked = not settings.image_id
+        build = settings.image_build
+        return cls(
+            {
+                "version": settings.version,
+                "image_id": settings.image_id or "baked",
+                "template_hash": template_hash[:16] if baked else "",
+                "build_variables": _recorded(build.variables()) if baked else "",
+                "instance_type": settings.instance_type,
+                "key_name": settings.key_name or "",
+                "security_group_ids": _recorded(list(settings.security_group_ids)),
+                "instance_profile": _recorded(settings.instance_profile),
+                "subnet_ids": _recorded(list(settings.subnet_ids)),
+                "health_check_grace_period": str(settings.health_check_grace_period),
+                "routes": _recorded({route.name: vars(route) for route in settings.routes}),
+            }
+        )
+
+    @classmethod
+    def from_tags(cls, tags: dict[str, str]) -> "Release":
+        return cls({k[len(RELEASE_TAG_PREFIX) :]: v for k, v in tags.items() if k.startswith(RELEASE_TAG_PREFIX)})
+
+    def tags(self) -> dict[str, str]:
+        return {RELEASE_TAG_PREFIX + key: value for key, value in self.fields.items()}
+
+    def changes_from(self, running: "Release") -> list[str]:
+        return [key for key, value in self.fields.items() if running.fields.get(key) != value]
+
+    def keeping(self, running: "Release", keys: list[str]) -> "Release":
+        return Release({**self.fields, **{key: running.fields.get(key, "") for key in keys}})
+
+
+@dataclass(frozen=True)
+class RouteStatus:
+    """Where one rule forwards, against the shared intent (active_color)."""
+
+    route: str
+    rule: RuleView
+    active: str
+    kind: str
+    """"in_place", "pending" (the live stack's switch moves it) or "drift" (moved by hand)."""
+
+    @property
+    def where(self) -> str:
+        if self.rule.color:
+            return self.rule.color
+        parts = list(self.rule.colors) + (["a target group outside bluegreen"] if self.rule.foreign else [])
+        return _joined(parts) if parts else "nothing"
+
+    def describe(self) -> str:
+        if self.kind == "in_place":
+            return f"{self.route}: on {self.active}"
+        if self.kind == "pending":
+            return f"{self.route}: on {self.where}; {self.active}'s switch moves it to {self.active}"
+        last = self.rule.switched_color
+        at = f" at {self.rule.tags.get('bluegreen:switched-at')}" if last else ""
+        return (
+            f"{self.route}: forwards to {self.where} by hand (bluegreen's switch last put it on {last or 'nothing'}"
+            f"{at}); traffic stays there until a person moves it or active_color names {self.where}"
+        )
+
+
+def route_status(rule: RuleView, active: str) -> RouteStatus:
+    if rule.color == active:
+        kind = "in_place"
+    elif rule.color is not None and rule.switched_color == rule.color:
+        kind = "pending"  # bluegreen's switch put it there for the other color, and config now names this one
+    elif not rule.colors and not rule.switched_color:
+        kind = "pending"  # never managed by bluegreen: the first release takes it over
+    else:
+        kind = "drift"
+    return RouteStatus(route=rule.route, rule=rule, active=active, kind=kind)
+
+
+@dataclass(frozen=True)
+class CapacityPlan:
+    min_size: int
+    max_size: int
+    desired: int
+    verify_count: int
+    """Instances the gate must see fit; autoscaling may add more, which the gate then waits for too."""
+    note: str
+    settled: tuple[str, ...] = ()
+    """Group properties AWS already has at the planned value: left to AWS (autoscaling owns desired)."""
+
+    def shown(self) -> str:
+        return f"min {self.min_size}, desired {self.desired}, max {self.max_size}"
+
+
+def _never_lower(config: Capacity, group: GroupView) -> Capacity:
+    return Capacity(
+        min_size=max(config.min_size, group.min_size),
+        max_size=max(config.max_size, group.max_size),
+        # Back from idle capacity, start at the configured count; otherwise autoscaling owns desired.
+        desired=group.desired if group.min_size >= config.min_size else max(config.desired, group.desired),
+    )
+
+
+def plan_capacity(
+    settings: Settings, live: LiveState, group: GroupView | None, drift: bool, now: datetime
+) -> CapacityPlan:
+    color, config = settings.color, settings.capacity
+    serving = live.serving(color)
+    if group is None:
+        return CapacityPlan(
+            config.min_size, config.max_size, config.desired, config.desired,
+            f"{color}: a new group at live capacity, verified by its gate before it can take traffic",
+        )  # fmt: skip
+    full = _never_lower(config, group)
+    last_switch = live.last_switch
+    if settings.is_live:
+        note = f"{color} is the active color: live capacity"
+    elif serving:
+        note = (
+            f"{color} is idle by config but still serves {_joined(serving)}: "
+            "it keeps its capacity until the rules move away"
+        )
+    elif settings.idle_capacity is None:
+        note = f"{color} is idle and keeps live capacity (idle_capacity: full)"
+    elif drift:
+        note = f"{color} is idle, but rules were moved by hand: it keeps its capacity until that is resolved"
+    elif last_switch is None or group.created > last_switch:
+        note = f"{color} is idle; this release has not served traffic yet and keeps live capacity, ready to promote"
+    elif now < (drained_at := last_switch + timedelta(seconds=settings.drain_seconds)):
+        note = (
+            f"{color} is draining until {drained_at.isoformat(timespec='seconds')}: it keeps its capacity; "
+            f"the first update after that scales it to {settings.idle_capacity}"
+        )
+    else:
+        idle = settings.idle_capacity
+        return _settled(
+            CapacityPlan(idle, config.max_size, idle, idle, f"{color} is idle and drained: scaled to {idle}"), group
+        )
+    if full.min_size > config.min_size or full.max_size > config.max_size or full.desired > config.desired:
+        note += f" (AWS reports more than config: {full.min_size}/{full.desired}/{full.max_size} min/desired/max kept)"
+    return _settled(
+        CapacityPlan(full.min_size, full.max_size, full.desired, min(full.desired, config.desired), note), group
+    )
+
+
+def _settled(plan: CapacityPlan, group: GroupView) -> CapacityPlan:
+    settled = tuple(prop for attr, prop in CAPACITY_PROPERTIES.items() if getattr(plan, attr) == getattr(group, attr))
+    return replace(plan, settled=settled)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What this update does to the color and its traffic."""
+
+    color: str
+    live: bool
+    """Live by intent: this stack's color is active_color."""
+    serving: list[str]
+    """Routes whose rule forwards to this color now."""
+    release: Release
+    """The release the group gets: config's, with deferred image inputs kept from the running release."""
+    deferred: list[str]
+    capacity: CapacityPlan
+    routes: dict[str, RouteStatus]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def protect(self) -> bool:
+        """Serving now, or made to serve by this update's switch: Pulumi then refuses to delete or replace it."""
+        return bool(self.serving or self.moves)
+
+    @property
+    def moves(self) -> dict[str, str]:
+        """Routes this stack's switch moves to its color, with where they come from (live stack only)."""
+        if not self.live:
+            return {}
+        return {route: status.where for route, status in self.routes.items() if status.kind == "pending"}
+
+    @property
+    def drift(self) -> dict[str, str]:
+        return {route: status.describe() for route, status in self.routes.items() if status.kind == "drift"}
+
+    @property
+    def serving_after(self) -> list[str]:
+        """Routes this color serves once this update's switch has run."""
+        return sorted({*self.serving, *self.moves})
+
+    def announce(self) -> None:
+        """Shows the plan in the preview and the update, where a reviewer reads it."""
+        pulumi.log.info(f"capacity: {self.capacity.shown()}. {self.capacity.note}")
+        for status in self.routes.values():
+            if status.kind != "drift":
+                pulumi.log.info(f"traffic: {status.describe()}")
+        for warning in self.warnings:
+            pulumi.log.warn(warning)
+
+    def traffic(self) -> dict[str, str]:
+        """Per route: where it forwards now, and where the live stack's switch moves it."""
+        return {
+            route: f"{status.where} -> {status.active}" if status.kind == "pending" else status.where
+            for route, status in self.routes.items()
+        }
+
+
+def plan_release(settings: Settings, live: LiveState, template_hash: str, now: datetime) -> Plan:
+    """Raises LiveColorChange when the update would touch the serving color, before anything is registered."""
+    color = settings.color
+    serving = live.serving(color)
+    routes = {route: route_status(rule, settings.active_color) for route, rule in live.rules.items()}
+    drift = [status for status in routes.values() if status.kind == "drift"]
+    wanted = Release.of(settings, template_hash)
+    group = live.groups[0] if live.groups else None
+    running = Release.from_tags(group.tags) if group else None
+    deferred: list[str] = []
+    warnings = [f"drift: {status.describe()}" for status in drift]
+    release = wanted
+    if running is not None:
+        changes = wanted.changes_from(running)
+        if serving:
+            deferred = [key for key in changes if key in DEFERRED_FIELDS]
+            refused = [key for key in changes if key not in DEFERRED_FIELDS]
+            if refused:
+                raise LiveColorChange(_refusal(settings, serving, refused, wanted, running))
+            release = wanted.keeping(running, deferred)
+            if deferred:
+                warnings.append(
+                    f"{color} serves {_joined(serving)} and keeps the image it runs: the change of "
+                    f"{_joined(deferred)} (image/ or its build settings) waits for {color}'s next release"
+                )
+        elif changes:
+            group = None  # a new release: the engine replaces the group, and the new one starts at live capacity
+    plan = Plan(
+        color=color,
+        live=settings.is_live,
+        serving=serving,
+        release=release,
+        deferred=deferred,
+        capacity=plan_capacity(settings, live, group, bool(drift), now),
+        routes=routes,
+        warnings=warnings,
+    )
+    if plan.moves and drift:
+        raise LiveColorChange(
+            f"refusing to move {_joined(sorted(plan.moves))} to {color} while other rules were moved by hand: all "
+            f"rules move together or none. {'; '.join(status.describe() for status in drift)}"
+        )
+    return plan
+
+
+def _refusal(settings: Settings, serving: list[str], keys: list[str], wanted: Release, running: Release) -> str:
+    color, other = settings.color, other_color(settings.color)
+    changes = ", ".join(
+        f"bluegreen:{key} ({running.fields.get(key) or 'not recorded'} -> {wanted.fields[key]})" for key in keys
+    )
+    return (
+        f"{color} still serves {_joined(serving)}; deploy to {other} and promote it instead: this update changes "
+        f"{changes}, which would replace or change the instances taking traffic. Set the new release on the "
+        f"{other} stack, `pulumi up` it, then set active_color: {other} in Pulumi.yaml"
+    )
