@@ -1,10 +1,9 @@
 """Wall time of a fresh bake and of a reuse, and the Packer runs for two identical creates.
 
-Real Packer (Debian's) builds against a moto server on 127.0.0.1, through BakedImage's
-create, as `pulumi up` would call it. Run from the repository root: venv/bin/python -m bench.image_bench
+Real Packer (Debian's) builds against a moto server on 127.0.0.1, through BakedImage's create,
+as `pulumi up` would call it. Run from the repository root: venv/bin/python -m bench.image_bench
 """
 
-import logging
 import os
 import shutil
 import sys
@@ -12,9 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from moto.server import ThreadedMotoServer
-
 from components.baked_image import BakedImageProvider, template_hash
+from tests.call_recorder import CallRecorder
+from tests.moto_server import FAKE_CREDENTIALS, start_moto
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -34,14 +33,11 @@ def counting_packer(directory: Path) -> Path:
 
 
 def main() -> None:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="ap-northeast-1")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    os.environ.update(FAKE_CREDENTIALS)
+    server, endpoint = start_moto(CallRecorder())
     props = {
         "region": "ap-northeast-1",
-        "endpoint_url": f"http://{host}:{port}",
+        "endpoint_url": endpoint,
         "app_name": "app",
         "color": "green",
         "version": "1.0.0",
@@ -64,7 +60,7 @@ def main() -> None:
             timings[label] = time.perf_counter() - started
         runs = len(counter.read_text().split())
     server.stop()
-    print(f"image {ami_id}, moto on {host}:{port}")
+    print(f"image {ami_id}, moto on {endpoint}")
     for label, seconds in timings.items():
         print(f"{label:>10}: {seconds:.3f} s")
     print(f"packer runs for two identical creates: {runs}")

@@ -1,6 +1,5 @@
 """Test session fixtures: a moto server on 127.0.0.1 and a recorder of the AWS calls providers make."""
 
-import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,35 +7,26 @@ from typing import Any
 
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from tests.aws_model import AwsModel
-from tests.aws_world import REGION, ColorEnvironment, World
+from tests.aws_world import ColorEnvironment, World
 from tests.call_recorder import CallRecorder
 from tests.engine import Engine
+from tests.moto_server import FAKE_CREDENTIALS, start_moto
 from tests.project import Project
 from tests.provider_host import provider_host
 
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
+RECORDER = CallRecorder()
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """One moto server for the session; tests reset it instead of starting their own."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in FAKE_CREDENTIALS.items():
             patch.setenv(key, value)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        server._server.app = RECORDER.middleware(server._server.app)  # type: ignore[union-attr]
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
+        server, endpoint = start_moto(RECORDER)
+        yield endpoint
         server.stop()
 
 
@@ -53,9 +43,6 @@ def blue_serves(world: World) -> tuple[ColorEnvironment, ColorEnvironment]:
     blue, green = world.build_color("blue"), world.build_color("green", version="1.1.0")
     world.point_rules_at(blue)
     return blue, green
-
-
-RECORDER = CallRecorder()
 
 
 @pytest.fixture
