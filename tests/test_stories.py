@@ -18,7 +18,8 @@ from tests.provider_host import provider_host
 
 ON_BLUE = {"web": "blue", "api": "blue"}
 ON_GREEN = {"web": "green", "api": "green"}
-SWITCH = "urn:pulumi:{stack}::bluegreen::pulumi-python:dynamic/bluegreen:TrafficSwitch::app-{stack}-switch"
+SWITCH = "urn:pulumi:{stack}::bluegreen::pulumi:pulumi:Stack$pulumi-python:dynamic/bluegreen:TrafficSwitch::app-{stack}-switch"
+"""The switch's URN as the SDK's mock monitor forms it (the real engine leaves the stack type out)."""
 
 
 def green_serves(engine: Engine, project: Project) -> None:
@@ -184,6 +185,20 @@ def test_target_on_the_group_cannot_release_the_serving_color(engine: Engine, pr
     with pytest.raises(UpdateFailed, match="blue still serves"):
         engine.up("blue", targets={asg})
     assert world.group("blue")["AutoScalingGroupName"] == group
+
+
+def test_target_on_the_switch_takes_a_fresh_verdict(
+    engine: Engine, project: Project, world: World, target_health: dict[str, tuple[str, str, str]]
+) -> None:
+    """`--target` the switch alone: the gate does not run, so the switch's own verdict is what stops it."""
+    engine.up("blue")
+    engine.up("green")
+    project.promote("green")
+    for instance in world.group("green")["Instances"]:
+        target_health[instance["InstanceId"]] = ("unhealthy", "Target.FailedHealthChecks", "502")
+    with pytest.raises(UpdateFailed, match="not fit for traffic"):
+        engine.up("green", targets={SWITCH.format(stack="green")})
+    assert world.traffic() == ON_BLUE
 
 
 def test_the_serving_color_is_protected_from_deletes_by_the_engine(engine: Engine) -> None:
