@@ -8,6 +8,7 @@ snapshots, unless an instance or a launch template still uses it (P9).
 
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from components.progress import report
 IMAGE_DIR = "image"
 REPLACING_FIELDS = ("app_name", "version", "template_hash", "variables", "build_source", "region")
 KEPT_INPUTS = {"template_hash": "template_hash", "build_variables": "variables"}
+SECRET_VARIABLES = ("http_proxy", "artifact_repository")
 """Release fields (components/release_plan.py) and the BakedImage inputs they come from."""
 GONE_ERRORS = {"InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidSnapshot.NotFound"}
 IGNORED_IN_HASH = {"packer_cache", "__pycache__", "manifest.json"}
@@ -50,8 +52,9 @@ class BakedImageArgs:
     template_dir: str
     """Relative to the project root, where the engine starts the provider."""
     template_hash: str
-    variables: dict[str, Any]
-    """Template variables that shape the image: a change builds a new one."""
+    variables: pulumi.Input[dict[str, Any]]
+    """Template variables that shape the image: a change builds a new one. Secret: the proxy and the
+    repository may carry credentials."""
     build_network: dict[str, str]
     """Where the build instance runs (subnet_id, security_group_id, iam_instance_profile): no rebuild."""
     build_source: str
@@ -82,8 +85,8 @@ class BakedImageArgs:
         shaping = json.dumps({"variables": self.variables, "build_source": self.build_source}, sort_keys=True)
         return hashlib.sha256(shaping.encode()).hexdigest()[:16]
 
-    def packer_variables(self) -> dict[str, str]:
-        """Every -var for the template; lists are written as HCL (JSON) lists."""
+    def packer_variables(self, vars_file: Path) -> dict[str, str]:
+        """Every template variable; lists are written as HCL (JSON) lists."""
         given = {name: value if isinstance(value, str) else json.dumps(value) for name, value in self.variables.items()}
         return {
             **given,
@@ -94,7 +97,13 @@ class BakedImageArgs:
             "build_hash": self.build_hash,
             "region": self.target.region,
             "ec2_endpoint": self.target.endpoint_url,
+            "vars_file": str(vars_file),
         }
+
+    @property
+    def secrets(self) -> list[str]:
+        """Values that may hold credentials: masked in everything Packer reports."""
+        return [str(self.variables.get(name) or "") for name in SECRET_VARIABLES]
 
 
 def find_reusable(ec2: Any, args: BakedImageArgs) -> dict[str, Any] | None:
@@ -155,15 +164,19 @@ class BakedImageProvider(ResourceProvider):
         if image is not None:
             report(source, f"reusing {image['ImageId']}: already built from this version, template and variables")
         else:
-            argv = build_argv(
-                "packer", Path(args.template_dir), f"amazon-ebs.{args.build_source}", args.packer_variables()
-            )
-            ami_id = artifact_id(run_build(argv, args.build_timeout_seconds, source))
+            ami_id = self._build(args, source)
             if ami_id is None:
                 raise PackerFailed("packer build succeeded but reported no AMI id; nothing was recorded")
             image = ec2.describe_images(ImageIds=[ami_id])["Images"][0]
         outs = {**props, "ami_id": image["ImageId"], "ami_name": image["Name"], "snapshot_ids": _snapshot_ids(image)}
         return CreateResult(id_=image["ImageId"], outs=outs)
+
+    @staticmethod
+    def _build(args: BakedImageArgs, source: str) -> str | None:
+        argv = build_argv("packer", Path(args.template_dir), f"amazon-ebs.{args.build_source}")
+        with tempfile.TemporaryDirectory(prefix="bluegreen-build-") as scratch:
+            variables = args.packer_variables(Path(scratch) / "playbook-vars.yml")
+            return artifact_id(run_build(argv, variables, args.build_timeout_seconds, source, args.secrets))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = changed_fields(olds, news, REPLACING_FIELDS)
@@ -220,9 +233,7 @@ class BakedImage(Resource, module="bluegreen", name="BakedImage"):
         super().__init__(BakedImageProvider(), name, {**args.props(), **outputs}, opts)
 
 
-def release_image(
-    name: str, settings: Settings, template_hash: str, keep: list[str], opts: pulumi.ResourceOptions | None = None
-) -> pulumi.Input[str]:
+def release_image(name: str, settings: Settings, template_hash: str, keep: list[str]) -> pulumi.Input[str]:
     """The AMI the release runs: the configured image_id, or a BakedImage built from image/.
 
     `keep` names image inputs (release fields) the engine must leave as they are: a serving color
@@ -239,7 +250,7 @@ def release_image(
             version=settings.version,
             template_dir=IMAGE_DIR,
             template_hash=template_hash,
-            variables=settings.image_build.variables(),
+            variables=pulumi.Output.secret(settings.image_build.variables()),
             build_network={
                 "subnet_id": settings.subnet_ids[0],
                 "security_group_id": settings.security_group_ids[0],
@@ -249,6 +260,8 @@ def release_image(
             build_source="emulator" if settings.endpoint_url else "real",
             build_timeout_seconds=settings.image_build.build_timeout_seconds,
         ),
-        pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=[KEPT_INPUTS[key] for key in keep])),
+        pulumi.ResourceOptions(
+            ignore_changes=[KEPT_INPUTS[key] for key in keep], additional_secret_outputs=["variables"]
+        ),
     )
     return image.ami_id

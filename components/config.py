@@ -8,6 +8,7 @@ that names the key (P8).
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pulumi
 import yaml
 
+from components import formats
 from components.aws import AwsTarget
 
 PROJECT = "bluegreen"
@@ -29,6 +31,8 @@ TARGET_GROUP_NAME_LIMIT = 32 - len("-1234567")
 RULE_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:[0-9]+:listener-rule/.+$")
 AMI_PATTERN = re.compile(r"^ami-[0-9a-f]{8,17}$")
 PROTOCOLS = ("HTTP", "HTTPS")
+SECRET_KEYS = ("http_proxy", "artifact_repository", "smoke_checks")
+"""May carry credentials or tokens: never shown in an error, stored and passed on as Pulumi secrets."""
 
 
 class ConfigError(pulumi.RunError):
@@ -145,6 +149,18 @@ def _matching(value: str, key: str, pattern: re.Pattern[str], what: str) -> str:
     return value
 
 
+def _checked(config: pulumi.Config, key: str, check: Callable[[str], bool], what: str, optional: bool = False) -> str:
+    value = config.require(key)
+    if (optional and not value) or check(value):
+        return value
+    shown = "a value not shown here (it is a secret)" if key in SECRET_KEYS else repr(value)
+    raise ConfigError(f"{_key(key)} must be {'empty or ' if optional else ''}{what}, got {shown}")
+
+
+def _formatted(config: pulumi.Config, key: str, kind: str, optional: bool = False) -> str:
+    return _checked(config, key, lambda value: formats.matches(kind, value), f"a {kind}", optional)
+
+
 def _int(config: pulumi.Config, key: str, minimum: int = 0) -> int:
     raw = config.require(key)
     try:
@@ -169,7 +185,7 @@ def _ids(config: pulumi.Config, key: str, prefix: str) -> tuple[str, ...]:
     if not isinstance(values, list) or not values:
         raise ConfigError(f"{_key(key)} must be a non-empty list of {prefix}... ids")
     for value in values:
-        if not isinstance(value, str) or not value.startswith(prefix):
+        if not isinstance(value, str) or not re.fullmatch(f"{prefix}[0-9a-f]{{8,17}}", value):
             raise ConfigError(f"{_key(key)} must hold {prefix}... ids, got {value!r}")
     return tuple(values)
 
@@ -273,8 +289,8 @@ def _smoke_check(index: int, raw: Any) -> dict[str, Any]:
                 f"{_key(f'{key}.{field_name}')} is not a smoke check setting (known: {', '.join(_SMOKE_DEFAULTS)})"
             )
     check = {**_SMOKE_DEFAULTS, **raw}
-    if not isinstance(check["url"], str) or not re.fullmatch(r"https?://\S+", check["url"]):
-        raise ConfigError(f"{_key(f'{key}.url')} must be an http:// or https:// URL, got {check['url']!r}")
+    if not isinstance(check["url"], str) or not formats.is_http_url(check["url"]):
+        raise ConfigError(f"{_key(f'{key}.url')} must be an http:// or https:// URL (not shown: it is a secret)")
     status = check["expected_status"]
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         raise ConfigError(f"{_key(f'{key}.expected_status')} must be an HTTP status (100-599), got {status!r}")
@@ -284,8 +300,8 @@ def _smoke_check(index: int, raw: Any) -> dict[str, Any]:
         raise ConfigError(
             f"{_key(f'{key}.body_pattern')} must be a regular expression, got {check['body_pattern']!r}"
         ) from None
-    if not isinstance(check["host"], str):
-        raise ConfigError(f"{_key(f'{key}.host')} must be a host name, got {check['host']!r}")
+    if not isinstance(check["host"], str) or (check["host"] and not formats.is_host_header(check["host"])):
+        raise ConfigError(f"{_key(f'{key}.host')} must be empty or a host name[:port], got {check['host']!r}")
     return check
 
 
@@ -298,28 +314,36 @@ def _smoke_checks(config: pulumi.Config) -> tuple[dict[str, Any], ...]:
 
 def _image_build(config: pulumi.Config) -> ImageBuild:
     owners = _json(config, "source_ami_owners")
-    if not isinstance(owners, list) or not owners or not all(isinstance(owner, str) and owner for owner in owners):
+    owner_kind = "AMI owner (an account id, self, amazon or aws-marketplace)"
+    if not isinstance(owners, list) or not owners:
         raise ConfigError(f"{_key('source_ami_owners')} must be a non-empty list of account ids or aliases")
-    proxy = config.require("http_proxy")
-    if proxy and not re.fullmatch(r"https?://[^\s/]+(:[0-9]+)?/?", proxy):
-        raise ConfigError(f"{_key('http_proxy')} must be empty or http(s)://host[:port], got {proxy!r}")
+    for owner in owners:
+        if not isinstance(owner, str) or not formats.matches(owner_kind, owner):
+            raise ConfigError(f"{_key('source_ami_owners')} must hold an {owner_kind} each, got {owner!r}")
     return ImageBuild(
-        source_ami_name=_matching(
-            config.require("source_ami_name"), "source_ami_name", re.compile(r"\S+"), "a name filter"
-        ),
+        source_ami_name=_formatted(config, "source_ami_name", "AMI name filter"),
         source_ami_owners=tuple(owners),
-        ssh_username=config.require("ssh_username"),
+        ssh_username=_formatted(config, "ssh_username", "POSIX user name"),
         build_timeout_seconds=_int(config, "build_timeout_seconds", minimum=1),
-        artifact_repository=_matching(
-            config.require("artifact_repository"),
+        artifact_repository=_checked(
+            config,
             "artifact_repository",
-            re.compile(r"(s3|https?)://\S+"),
-            "an s3:// or https:// URL",
+            formats.is_maven_repository,
+            "an s3://bucket/path or https:// Maven repository URL",
         ),
-        artifact_group_id=config.require("artifact_group_id"),
-        artifact_id=config.require("artifact_id"),
-        http_proxy=proxy,
+        artifact_group_id=_formatted(config, "artifact_group_id", "maven group id"),
+        artifact_id=_formatted(config, "artifact_id", "maven artifact id"),
+        http_proxy=_checked(
+            config, "http_proxy", formats.is_proxy, "http(s)://[user:password@]host:port", optional=True
+        ),
     )
+
+
+def _region() -> str:
+    region = pulumi.Config("aws").require("region")
+    if not formats.matches("AWS region", region):
+        raise ConfigError(f"aws:region must be an AWS region such as ap-northeast-1, got {region!r}")
+    return region
 
 
 def _color(config: pulumi.Config) -> str:
@@ -373,21 +397,23 @@ def load(project_dir: Path) -> Settings:
         version=_matching(
             config.require("version"), "version", VERSION_PATTERN, "semver-like, e.g. 1.2.3 or 1.2.3-rc.1"
         ),
-        region=pulumi.Config("aws").require("region"),
+        region=_region(),
         capacity=capacity,
         idle_capacity=_idle_capacity(config, capacity),
-        instance_type=config.require("instance_type"),
-        key_name=config.require("key_name") or None,
+        instance_type=_formatted(config, "instance_type", "EC2 instance type"),
+        key_name=_formatted(config, "key_name", "EC2 key pair name", optional=True) or None,
         image_id=_matching(image_id, "image_id", AMI_PATTERN, "an AMI id (ami-...)") if image_id else None,
         vpc_id=_matching(config.require("vpc_id"), "vpc_id", re.compile(r"^vpc-[0-9a-f]+$"), "a VPC id (vpc-...)"),
         subnet_ids=_ids(config, "subnet_ids", "subnet-"),
         security_group_ids=_ids(config, "security_group_ids", "sg-"),
-        instance_profile=config.require("instance_profile"),
+        instance_profile=_formatted(config, "instance_profile", "IAM instance profile name"),
         health_check_grace_period=_int(config, "health_check_grace_period"),
         routes=_routes(config, app_name),
         gate_timeout_seconds=_int(config, "gate_timeout_seconds", minimum=1),
         gate_poll_seconds=_int(config, "gate_poll_seconds", minimum=1),
         smoke_checks=_smoke_checks(config),
-        endpoint_url=config.require("endpoint_url"),
+        endpoint_url=_checked(
+            config, "endpoint_url", formats.is_endpoint, "an http(s)://host[:port] URL", optional=True
+        ),
         image_build=_image_build(config),
     )

@@ -10,6 +10,7 @@ Each poll costs one call per target group and a fixed number of batched EC2/ASG 
 the instance count.
 """
 
+import base64
 import http.client
 import re
 import time
@@ -19,13 +20,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pulumi
 from pulumi.dynamic import DiffResult, Resource
 
 from components.aws import AwsTarget
 from components.dynamic import BluegreenProvider, changed_fields, is_known, normalized
-from components.progress import report
+from components.progress import masked, report
 
 STATUS_BATCH = 100  # describe_instance_status takes at most 100 explicit instance ids
 VERIFIED_FIELDS = ("asg_name", "target_group_arns", "ami_id", "expected_count", "smoke_checks")
@@ -42,6 +44,23 @@ class SmokeCheck:
     expected_status: int = 200
     body_pattern: str = ""
     host: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The URL without credentials or query, which may carry tokens: what progress and errors name."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+    def request(self) -> tuple[str, dict[str, str]]:
+        """The URL to open and its headers: credentials in the URL become a Basic Authorization header."""
+        parts = urlsplit(self.url)
+        headers = {"Host": self.host} if self.host else {}
+        if parts.username is None:
+            return self.url, headers
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        netloc = parts.netloc.rpartition("@")[2]
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+        return urlunsplit(parts._replace(netloc=netloc)), headers
 
     @classmethod
     def from_props(cls, props: dict[str, Any]) -> "SmokeCheck":
@@ -87,7 +106,8 @@ class FitnessCheck:
             "expected_count": self.expected_count,
             "timeout_seconds": self.timeout_seconds,
             "poll_seconds": self.poll_seconds,
-            "smoke_checks": [vars(check) for check in self.smoke_checks],
+            # The URLs may carry tokens: a secret in the engine's state and output.
+            "smoke_checks": pulumi.Output.secret([vars(check) for check in self.smoke_checks]),
         }
 
     @property
@@ -232,17 +252,17 @@ def judge(observation: Observation, check: FitnessCheck) -> Verdict:
 def run_smoke_check(check: SmokeCheck, timeout: float = 5.0) -> str | None:
     """None if the check passes, else what was wrong; any HTTP-level error is a failed check, never a crash."""
     try:
-        request = urllib.request.Request(check.url, headers={"Host": check.host} if check.host else {})
+        request = urllib.request.Request(*check.request())
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, body = response.status, response.read(65536).decode("utf-8", "replace")
     except urllib.error.HTTPError as error:
         status, body = error.code, error.read(65536).decode("utf-8", "replace")
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
-        return f"smoke check {check.url}: {type(error).__name__}: {error}"
+        return f"smoke check {check.shown}: {type(error).__name__}: {masked(str(error), [check.url])}"
     if status != check.expected_status:
-        return f"smoke check {check.url}: status {status}, expected {check.expected_status}"
+        return f"smoke check {check.shown}: status {status}, expected {check.expected_status}"
     if check.body_pattern and not re.search(check.body_pattern, body):
-        return f"smoke check {check.url}: body does not match {check.body_pattern!r}"
+        return f"smoke check {check.shown}: body does not match {check.body_pattern!r}"
     return None
 
 
@@ -362,4 +382,7 @@ class HealthGate(Resource, module="bluegreen", name="HealthGate"):
 
     def __init__(self, name: str, args: HealthGateArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         outputs = dict.fromkeys(("passed_at", "verified_count", "instance_ids", "verdict"))
-        super().__init__(HealthGateProvider(), name, {**args.props(), **outputs}, opts)
+        secret = pulumi.ResourceOptions(additional_secret_outputs=["fitness"])
+        super().__init__(
+            HealthGateProvider(), name, {**args.props(), **outputs}, pulumi.ResourceOptions.merge(opts, secret)
+        )

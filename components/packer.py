@@ -1,7 +1,9 @@
 """Runs `packer build -machine-readable` without a shell and reads its output.
 
-Machine-readable lines are `timestamp,target,type,data...`; commas inside data are
-written as `%!(PACKER_COMMA)` and newlines as a literal `\\n`.
+Variables go to Packer as PKR_VAR_* environment variables, never as arguments (`ps` shows a
+process's arguments to every user of the machine), and secret values are masked in every line
+that reaches the user. Machine-readable lines are `timestamp,target,type,data...`; commas inside
+data are written as `%!(PACKER_COMMA)` and newlines as a literal `\\n`.
 """
 
 import os
@@ -12,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.progress import report
+from components.progress import masked, report
 
 
 class PackerFailed(Exception):
@@ -52,18 +54,26 @@ def error_lines(lines: list[PackerLine]) -> list[str]:
     return [error.strip() for error in errors if error.strip()]
 
 
-def build_argv(packer: str, template_dir: Path, only: str, variables: dict[str, str]) -> list[str]:
-    argv = [packer, "build", "-machine-readable", "-color=false", f"-only={only}"]
-    for name, value in variables.items():
-        argv += ["-var", f"{name}={value}"]
-    return [*argv, str(template_dir)]
+def build_argv(packer: str, template_dir: Path, only: str) -> list[str]:
+    return [packer, "build", "-machine-readable", "-color=false", f"-only={only}", str(template_dir)]
 
 
-def run_build(argv: list[str], timeout_seconds: float, source: str) -> list[PackerLine]:
-    """Runs Packer, streaming its progress; kills its whole process group at the timeout."""
+def run_build(
+    argv: list[str], variables: dict[str, str], timeout_seconds: float, source: str, secrets: list[str]
+) -> list[PackerLine]:
+    """Runs Packer, streaming its progress; kills its whole process group at the timeout.
+
+    `variables` reach the template as PKR_VAR_<name>; `secrets` never appear in what is reported.
+    """
     if shutil.which(argv[0]) is None:
         raise PackerFailed(f"'{argv[0]}' is not on PATH: install Packer (./scripts/setup installs Debian's packer)")
-    env = {**os.environ, "CHECKPOINT_DISABLE": "1", "PACKER_NO_COLOR": "1"}
+    secrets = [secret for secret in secrets if secret]
+    env = {
+        **os.environ,
+        **{f"PKR_VAR_{name}": value for name, value in variables.items()},
+        "CHECKPOINT_DISABLE": "1",
+        "PACKER_NO_COLOR": "1",
+    }
     process = subprocess.Popen(
         argv,
         stdout=subprocess.PIPE,
@@ -92,7 +102,7 @@ def run_build(argv: list[str], timeout_seconds: float, source: str) -> list[Pack
                 continue
             lines.append(line)
             if line.type == "ui" and len(line.data) > 1 and line.data[1].strip():
-                report(source, line.data[1].strip())
+                report(source, masked(line.data[1].strip(), secrets))
         exit_code = process.wait()
     finally:
         timer.cancel()
@@ -100,5 +110,5 @@ def run_build(argv: list[str], timeout_seconds: float, source: str) -> list[Pack
         raise PackerFailed(f"packer build timed out after {timeout_seconds:g}s and was killed; no image was recorded")
     if exit_code != 0:
         errors = error_lines(lines) or other_output[-10:] or ["(no error output)"]
-        raise PackerFailed(f"packer build failed (exit code {exit_code}):\n" + "\n".join(errors))
+        raise PackerFailed(masked(f"packer build failed (exit code {exit_code}):\n" + "\n".join(errors), secrets))
     return lines

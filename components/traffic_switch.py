@@ -180,4 +180,10 @@ class TrafficSwitch(Resource, module="bluegreen", name="TrafficSwitch"):
     switched_at: pulumi.Output[str]
 
     def __init__(self, name: str, args: TrafficSwitchArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(TrafficSwitchProvider(), name, {**args.props(), "switched_at": None}, opts)
+        secret = pulumi.ResourceOptions(additional_secret_outputs=["fitness"])  # smoke check URLs
+        super().__init__(
+            TrafficSwitchProvider(),
+            name,
+            {**args.props(), "switched_at": None},
+            pulumi.ResourceOptions.merge(opts, secret),
+        )

@@ -1,5 +1,12 @@
-# Golden AMI of one release. bluegreen's BakedImage runs `packer build` on this
-# directory with -var arguments; nothing here is edited per release.
+# Golden AMI of one release. bluegreen's BakedImage runs `packer build` on this directory with
+# every variable in a PKR_VAR_* environment variable (never on the command line, where `ps` shows
+# it); nothing here is edited per release.
+#
+# Config values reach the build instance as data only. Packer reads provisioner settings as Go
+# templates and shells read commands as code, so a value crosses those layers base64-encoded and
+# is decoded by a constant command: the playbook's variables as one YAML document whose values are
+# JSON strings tagged !unsafe (Ansible never templates them), uploaded and read with
+# --extra-vars @file; the proxy for the shell step the same way. No value is spliced into a command.
 
 variable "app_name" {
   type        = string
@@ -67,8 +74,9 @@ variable "ec2_endpoint" {
 }
 
 variable "artifact_repository" {
-  type    = string
-  default = ""
+  type      = string
+  default   = ""
+  sensitive = true
 }
 
 variable "artifact_group_id" {
@@ -82,8 +90,29 @@ variable "artifact_id" {
 }
 
 variable "http_proxy" {
-  type    = string
-  default = ""
+  type      = string
+  default   = ""
+  sensitive = true
+}
+
+variable "vars_file" {
+  type        = string
+  description = "Local path where the build writes the playbook's variables (JSON) before uploading them."
+}
+
+locals {
+  # Everything the playbook needs: data, whatever the values hold.
+  playbook_vars = join("\n", [
+    for name, value in {
+      app_name            = var.app_name
+      app_version         = var.version
+      artifact_repository = var.artifact_repository
+      artifact_group_id   = var.artifact_group_id
+      artifact_id         = var.artifact_id
+      http_proxy          = var.http_proxy
+    } : "${name}: !unsafe ${jsonencode(value)}"
+  ])
+  remote_vars_file = "/tmp/bluegreen-playbook-vars.yml"
 }
 
 source "amazon-ebs" "app" {
@@ -138,29 +167,46 @@ build {
     communicator = "none"
   }
 
-  provisioner "shell" {
-    only = ["amazon-ebs.real"]
+  # Both sources: the playbook's variables written as data (the emulator build stops here, so the
+  # tests can read what a real build would upload).
+  provisioner "shell-local" {
     environment_vars = [
-      "http_proxy=${var.http_proxy}",
-      "https_proxy=${var.http_proxy}",
+      "BLUEGREEN_PLAYBOOK_VARS=${base64encode(local.playbook_vars)}",
+      "BLUEGREEN_VARS_FILE=${base64encode(var.vars_file)}",
     ]
     inline = [
+      "umask 077 && printf '%s' \"$BLUEGREEN_PLAYBOOK_VARS\" | base64 -d > \"$(printf '%s' \"$BLUEGREEN_VARS_FILE\" | base64 -d)\"",
+    ]
+  }
+
+  provisioner "shell" {
+    only             = ["amazon-ebs.real"]
+    environment_vars = ["BLUEGREEN_PROXY=${base64encode(var.http_proxy)}"]
+    use_env_var_file = true
+    inline = [
+      "export http_proxy=\"$(printf '%s' \"$BLUEGREEN_PROXY\" | base64 -d)\" && export https_proxy=\"$http_proxy\"",
       "sudo -E yum -y update",
       "sudo -E amazon-linux-extras install -y ansible2",
     ]
   }
 
+  provisioner "file" {
+    only        = ["amazon-ebs.real"]
+    source      = var.vars_file
+    destination = local.remote_vars_file
+    generated   = true
+  }
+
   provisioner "ansible-local" {
-    only          = ["amazon-ebs.real"]
-    playbook_file = "${path.root}/ansible/setup.yml"
-    role_paths    = ["${path.root}/ansible/roles/app"]
-    extra_arguments = [
-      "--extra-vars", "app_name=${var.app_name}",
-      "--extra-vars", "app_version=${var.version}",
-      "--extra-vars", "artifact_repository=${var.artifact_repository}",
-      "--extra-vars", "artifact_group_id=${var.artifact_group_id}",
-      "--extra-vars", "artifact_id=${var.artifact_id}",
-      "--extra-vars", "http_proxy=${var.http_proxy}",
-    ]
+    only            = ["amazon-ebs.real"]
+    playbook_file   = "${path.root}/ansible/setup.yml"
+    role_paths      = ["${path.root}/ansible/roles/app"]
+    extra_arguments = ["--extra-vars", "@${local.remote_vars_file}"]
+  }
+
+  # The variables may hold credentials: they must not be baked into the image.
+  provisioner "shell" {
+    only   = ["amazon-ebs.real"]
+    inline = ["rm -f ${local.remote_vars_file}"]
   }
 }

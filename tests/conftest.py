@@ -13,6 +13,7 @@ from tests.aws_world import ColorEnvironment, World
 from tests.call_recorder import CallRecorder
 from tests.engine import Engine
 from tests.moto_server import FAKE_CREDENTIALS, start_moto
+from tests.packer_spy import PackerSpy
 from tests.project import Project
 from tests.provider_host import provider_host
 
@@ -136,3 +137,11 @@ def failing_rules(monkeypatch: pytest.MonkeyPatch) -> set[str]:
 
     monkeypatch.setattr(models.ELBv2Backend, "modify_rule", modify_rule)
     return failing
+
+
+@pytest.fixture
+def packer_spy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PackerSpy:
+    """Every Packer run from now on, in this process and in provider hosts started after it, recorded."""
+    spy = PackerSpy(tmp_path / "packer-spy")
+    monkeypatch.setenv("PATH", spy.install())
+    return spy

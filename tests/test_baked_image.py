@@ -11,33 +11,11 @@ import pytest
 from components.baked_image import BakedImageProvider, template_hash
 from components.packer import PackerFailed, parse_line
 from tests.aws_world import APP, World
+from tests.packer_spy import REAL_PACKER, PackerSpy
 from tests.stack_config import PROJECT_DIR
 
 IMAGE_DIR = PROJECT_DIR / "image"
-PACKER = shutil.which("packer")
-
-
-@pytest.fixture(autouse=True)
-def _packer_is_installed() -> None:
-    if PACKER is None:
-        pytest.fail("packer is not installed: run ./scripts/setup (these tests never skip)")
-
-
-@pytest.fixture
-def packer_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A `packer` first on PATH that counts its runs, then runs the real one."""
-    counter = tmp_path / "packer-runs"
-    counter.write_text("")
-    wrapper = tmp_path / "bin" / "packer"
-    wrapper.parent.mkdir()
-    wrapper.write_text(f'#!/bin/sh\necho run >> "{counter}"\nexec "{PACKER}" "$@"\n')
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{wrapper.parent}:{Path(str(PACKER)).parent}")
-    return counter
-
-
-def runs(counter: Path) -> int:
-    return len(counter.read_text().split())
+PACKER = str(REAL_PACKER)
 
 
 def image_props(world: World, **overrides: Any) -> dict[str, Any]:
@@ -63,7 +41,7 @@ def tagged_images(world: World) -> list[dict[str, Any]]:
 
 
 def test_build_creates_an_available_tagged_ami(
-    world: World, packer_runs: Path, capsys: pytest.CaptureFixture[str]
+    world: World, packer_spy: PackerSpy, capsys: pytest.CaptureFixture[str]
 ) -> None:
     outs = BakedImageProvider().create(image_props(world)).outs
     image = world.client("ec2").describe_images(ImageIds=[outs["ami_id"]])["Images"][0]
@@ -71,16 +49,16 @@ def test_build_creates_an_available_tagged_ami(
     assert image["State"] == "available"
     assert tags["app"] == APP and tags["version"] == "1.0.0" and tags["template_hash"] == "0" * 64
     assert outs["snapshot_ids"] and outs["ami_name"].startswith("app-1.0.0-")
-    assert runs(packer_runs) == 1
+    assert len(packer_spy.runs()) == 1
     assert "amazon-ebs.emulator" in capsys.readouterr().err, "Packer's progress must reach the user"
 
 
-def test_identical_create_reuses_the_image_without_packer(world: World, packer_runs: Path) -> None:
+def test_identical_create_reuses_the_image_without_packer(world: World, packer_spy: PackerSpy) -> None:
     provider = BakedImageProvider()
     first = provider.create(image_props(world)).outs
     second = provider.create(image_props(world)).outs
     assert second["ami_id"] == first["ami_id"]
-    assert runs(packer_runs) == 1
+    assert len(packer_spy.runs()) == 1
 
 
 @pytest.mark.parametrize(
@@ -92,17 +70,17 @@ def test_identical_create_reuses_the_image_without_packer(world: World, packer_r
     ],
     ids=["template", "version", "variables"],
 )
-def test_any_change_of_identity_builds_a_new_image(world: World, packer_runs: Path, change: dict[str, Any]) -> None:
+def test_any_change_of_identity_builds_a_new_image(world: World, packer_spy: PackerSpy, change: dict[str, Any]) -> None:
     """Reuse and identity agree: what replaces the resource is never answered with the old AMI."""
     provider = BakedImageProvider()
     first = provider.create(image_props(world)).outs
     second = provider.create(image_props(world, **change)).outs
     assert second["ami_id"] != first["ami_id"]
-    assert runs(packer_runs) == 2
+    assert len(packer_spy.runs()) == 2
     assert provider.diff("ami", first, image_props(world, **change)).replaces == list(change)
 
 
-def test_packer_failure_quotes_packer_and_records_nothing(world: World, packer_runs: Path) -> None:
+def test_packer_failure_quotes_packer_and_records_nothing(world: World, packer_spy: PackerSpy) -> None:
     nothing = image_props(world, variables={"source_ami_name": "no-such-image-*"})
     with pytest.raises(PackerFailed) as failed:
         BakedImageProvider().create(nothing)
@@ -112,14 +90,14 @@ def test_packer_failure_quotes_packer_and_records_nothing(world: World, packer_r
     assert tagged_images(world) == []
 
 
-def test_build_timeout_kills_packer(world: World, packer_runs: Path) -> None:
+def test_build_timeout_kills_packer(world: World, packer_spy: PackerSpy) -> None:
     started = time.monotonic()
     with pytest.raises(PackerFailed, match=r"timed out after 0\.1s"):
         BakedImageProvider().create(image_props(world, build_timeout_seconds=0.1))
     assert time.monotonic() - started < 5
 
 
-def test_delete_removes_ami_and_snapshots_and_is_safe_to_repeat(world: World, packer_runs: Path) -> None:
+def test_delete_removes_ami_and_snapshots_and_is_safe_to_repeat(world: World, packer_spy: PackerSpy) -> None:
     provider = BakedImageProvider()
     outs = provider.create(image_props(world)).outs
     provider.delete(outs["ami_id"], outs)
@@ -129,7 +107,7 @@ def test_delete_removes_ami_and_snapshots_and_is_safe_to_repeat(world: World, pa
     assert not {snapshot["SnapshotId"] for snapshot in snapshots} & set(outs["snapshot_ids"])
 
 
-def test_delete_leaves_an_image_a_launch_template_still_uses(world: World, packer_runs: Path) -> None:
+def test_delete_leaves_an_image_a_launch_template_still_uses(world: World, packer_spy: PackerSpy) -> None:
     provider = BakedImageProvider()
     outs = provider.create(image_props(world)).outs
     world.client("ec2").create_launch_template(
@@ -139,7 +117,7 @@ def test_delete_leaves_an_image_a_launch_template_still_uses(world: World, packe
     assert [image["ImageId"] for image in tagged_images(world)] == [outs["ami_id"]]
 
 
-def test_delete_leaves_an_image_a_group_pins_by_version(world: World, packer_runs: Path) -> None:
+def test_delete_leaves_an_image_a_group_pins_by_version(world: World, packer_spy: PackerSpy) -> None:
     """An idle group at 0 instances pinned to an older template version would launch this image again."""
     world.build_load_balancer()
     provider = BakedImageProvider()
@@ -152,7 +130,7 @@ def test_delete_leaves_an_image_a_group_pins_by_version(world: World, packer_run
     assert [image["ImageId"] for image in tagged_images(world)] == [outs["ami_id"]]
 
 
-def test_delete_leaves_an_image_an_instance_runs(world: World, packer_runs: Path) -> None:
+def test_delete_leaves_an_image_an_instance_runs(world: World, packer_spy: PackerSpy) -> None:
     provider = BakedImageProvider()
     outs = provider.create(image_props(world)).outs
     world.client("ec2").run_instances(ImageId=outs["ami_id"], MinCount=1, MaxCount=1)
@@ -160,7 +138,7 @@ def test_delete_leaves_an_image_an_instance_runs(world: World, packer_runs: Path
     assert [image["ImageId"] for image in tagged_images(world)] == [outs["ami_id"]]
 
 
-def test_read_reports_an_image_deregistered_outside_pulumi(world: World, packer_runs: Path) -> None:
+def test_read_reports_an_image_deregistered_outside_pulumi(world: World, packer_spy: PackerSpy) -> None:
     provider = BakedImageProvider()
     outs = provider.create(image_props(world)).outs
     assert provider.read(outs["ami_id"], outs).id == outs["ami_id"]
@@ -195,7 +173,7 @@ def test_machine_readable_lines_are_unescaped() -> None:
 
 def test_packer_template_validates_and_is_formatted() -> None:
     required = ["-var", "app_name=app", "-var", "version=1.0.0", "-var", "region=r"]
-    required += ["-var", "template_hash=x", "-var", "build_hash=y"]
+    required += ["-var", "template_hash=x", "-var", "build_hash=y", "-var", "vars_file=/tmp/vars.yml"]
     validate = subprocess.run([str(PACKER), "validate", *required, "."], cwd=IMAGE_DIR, capture_output=True, text=True)
     assert validate.returncode == 0, validate.stdout + validate.stderr
     fmt = subprocess.run([str(PACKER), "fmt", "-check", "."], cwd=IMAGE_DIR, capture_output=True, text=True)
