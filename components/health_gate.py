@@ -252,7 +252,8 @@ def judge(observation: Observation, check: FitnessCheck) -> Verdict:
 def run_smoke_check(check: SmokeCheck, timeout: float = 5.0) -> str | None:
     """None if the check passes, else what was wrong; any HTTP-level error is a failed check, never a crash."""
     try:
-        request = urllib.request.Request(*check.request())
+        url, headers = check.request()
+        request = urllib.request.Request(url, headers=headers)
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, body = response.status, response.read(65536).decode("utf-8", "replace")
     except urllib.error.HTTPError as error:

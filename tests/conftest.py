@@ -62,20 +62,22 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def target_health(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str, str, str]]:
-    """Instance id -> (state, reason, description) that moto reports in every target group.
+def target_health(monkeypatch: pytest.MonkeyPatch) -> dict[Any, tuple[str, str, str]]:
+    """(state, reason, description) that moto reports for a target: keyed by instance id for every
+    target group, or by (target group name, instance id) for one group only.
 
     moto reports every registered instance healthy; the server runs in this process, so
     patching its model changes what any client sees.
     """
     from moto.elbv2 import models
 
-    overrides: dict[str, tuple[str, str, str]] = {}
+    overrides: dict[Any, tuple[str, str, str]] = {}
     original = models.FakeTargetGroup.health_for
 
     def health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
-        if target["Id"] in overrides:
-            state, reason, description = overrides[target["Id"]]
+        override = overrides.get((self.name, target["Id"])) or overrides.get(target["Id"])
+        if override:
+            state, reason, description = override
             return models.FakeHealthStatus(target["Id"], self.port, self.health_check_port, state, reason, description)
         return original(self, target, ec2_backend)
 
@@ -83,17 +85,41 @@ def target_health(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str, str, 
     return overrides
 
 
+@pytest.fixture
+def impaired(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Instance ids whose EC2 system status check moto reports impaired (it reports ok for all)."""
+    from moto.ec2.models.instances import Instance
+
+    failing: set[str] = set()
+    original = Instance.system_status
+
+    def system_status(self: Any) -> dict[str, Any]:
+        if self.id in failing:
+            return {"Status": "impaired", "Details": [{"Name": "reachability", "Status": "failed"}]}
+        return original.fget(self)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(Instance, "system_status", property(system_status))
+    return failing
+
+
 @pytest.fixture(scope="session")
 def smoke_server() -> Iterator[str]:
-    """A local HTTP app for smoke checks: /health says ok to Host app.example, /broken answers 500."""
+    """A local HTTP app for smoke checks: /health says ok to Host app.example, /broken answers 500,
+    /garbage answers no HTTP at all, /private says ok to Basic deploy:s3cret only."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class App(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/garbage":
+                self.wfile.write(b"SSH-2.0-OpenSSH\r\n")
+                return
             status, body = (500, b"boom") if self.path == "/broken" else (200, b"nope")
             if self.path == "/health" and self.headers.get("Host") == "app.example":
                 body = b"ok"
+            if self.path.startswith("/private"):
+                allowed = self.headers.get("Authorization") == "Basic ZGVwbG95OnMzY3JldA=="
+                status, body = (200, b"ok") if allowed else (401, b"who are you")
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

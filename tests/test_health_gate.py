@@ -47,7 +47,7 @@ def test_gate_reports_progress_per_route(
 
 
 def test_gate_times_out_on_one_unhealthy_instance_and_lists_it(
-    world: World, green: ColorEnvironment, target_health: dict[str, tuple[str, str, str]]
+    world: World, green: ColorEnvironment, target_health: dict[Any, tuple[str, str, str]]
 ) -> None:
     sick = world.instance_ids(green)[0]
     target_health[sick] = ("unhealthy", "Target.FailedHealthChecks", "Health checks failed with these codes: [502]")
@@ -76,7 +76,7 @@ def test_gate_waits_for_the_expected_count(world: World, green: ColorEnvironment
 
 
 def test_gate_fails_on_an_initial_target(
-    world: World, green: ColorEnvironment, target_health: dict[str, tuple[str, str, str]]
+    world: World, green: ColorEnvironment, target_health: dict[Any, tuple[str, str, str]]
 ) -> None:
     target_health[world.instance_ids(green)[1]] = ("initial", "Elb.RegistrationInProgress", "Target registration")
     with pytest.raises(GateFailed, match=r"Elb\.RegistrationInProgress"):
@@ -84,7 +84,7 @@ def test_gate_fails_on_an_initial_target(
 
 
 def test_gate_passes_once_the_target_recovers(
-    world: World, green: ColorEnvironment, target_health: dict[str, tuple[str, str, str]]
+    world: World, green: ColorEnvironment, target_health: dict[Any, tuple[str, str, str]]
 ) -> None:
     import threading
 
@@ -150,7 +150,7 @@ def test_a_verdict_on_zero_instances_is_no_pass(world: World) -> None:
 
 
 def test_gate_fails_on_a_draining_target(
-    world: World, green: ColorEnvironment, target_health: dict[str, tuple[str, str, str]]
+    world: World, green: ColorEnvironment, target_health: dict[Any, tuple[str, str, str]]
 ) -> None:
     draining = world.instance_ids(green)[0]
     target_health[draining] = ("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
@@ -159,3 +159,62 @@ def test_gate_fails_on_a_draining_target(
     assert "draining Target.DeregistrationInProgress" in next(
         line for line in str(failed.value).splitlines() if draining in line
     )
+
+
+def test_gate_fails_on_a_failed_status_check(world: World, green: ColorEnvironment, impaired: set[str]) -> None:
+    sick = world.instance_ids(green)[1]
+    impaired.add(sick)
+    with pytest.raises(GateFailed) as failed:
+        HealthGateProvider().create(gate_props(world, green))
+    assert "status checks 1/2 ok" in str(failed.value)
+    assert "system impaired, instance ok" in next(line for line in str(failed.value).splitlines() if sick in line)
+
+
+def test_gate_fails_on_an_unhealthy_target_in_the_second_target_group_only(
+    world: World, green: ColorEnvironment, target_health: dict[Any, tuple[str, str, str]]
+) -> None:
+    sick = world.instance_ids(green)[0]
+    target_health[("app-green-api", sick)] = ("unhealthy", "Target.FailedHealthChecks", "api returns 503")
+    with pytest.raises(GateFailed) as failed:
+        HealthGateProvider().create(gate_props(world, green))
+    assert "api: 1/2 healthy" in str(failed.value)
+    assert "web: 2/2 healthy" in str(failed.value)
+
+
+def test_gate_fails_while_the_group_marks_an_instance_unhealthy(world: World, green: ColorEnvironment) -> None:
+    sick = world.instance_ids(green)[0]
+    world.client("autoscaling").set_instance_health(InstanceId=sick, HealthStatus="Unhealthy")
+    with pytest.raises(GateFailed, match=f"marked Unhealthy by the group: {sick}"):
+        HealthGateProvider().create(gate_props(world, green))
+
+
+def test_gate_fails_while_an_extra_instance_runs_another_image(world: World, green: ColorEnvironment) -> None:
+    other = world.amazon_linux_amis()[1]
+    extra = world.client("ec2").run_instances(ImageId=other, MinCount=1, MaxCount=1, SubnetId=world.subnet_ids[0])[
+        "Instances"
+    ][0]["InstanceId"]
+    world.client("autoscaling").attach_instances(InstanceIds=[extra], AutoScalingGroupName=green.asg_name)
+    with pytest.raises(GateFailed, match=f"2/3 instances run {green.ami_id} \\(others run {other}\\)"):
+        HealthGateProvider().create(gate_props(world, green))
+
+
+def test_an_http_level_error_fails_the_check_instead_of_the_gate(
+    world: World, green: ColorEnvironment, smoke_server: str
+) -> None:
+    checks = [{"url": f"{smoke_server}/garbage", "expected_status": 200.0, "body_pattern": "", "host": ""}]
+    with pytest.raises(GateFailed, match=r"smoke check http://127\.0\.0\.1:\d+/garbage: BadStatusLine"):
+        HealthGateProvider().create(gate_props(world, green, smoke_checks=checks))
+
+
+def test_credentials_in_a_smoke_url_authenticate_and_are_never_shown(
+    world: World, green: ColorEnvironment, smoke_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = smoke_server.replace("http://", "http://deploy:s3cret@") + "/private?token=t0ken"
+    checks = [{"url": url, "expected_status": 200.0, "body_pattern": "ok", "host": ""}]
+    assert HealthGateProvider().create(gate_props(world, green, smoke_checks=checks)).outs["passed_at"]
+    wrong = [{**checks[0], "url": url.replace("s3cret", "wr0ng")}]
+    with pytest.raises(GateFailed) as failed:
+        HealthGateProvider().create(gate_props(world, green, smoke_checks=wrong))
+    shown = capsys.readouterr().err + str(failed.value)
+    assert "/private: status 401" in shown
+    assert "s3cret" not in shown and "wr0ng" not in shown and "t0ken" not in shown
