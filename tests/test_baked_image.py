@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from components.baked_image import BakedImageProvider, template_hash
-from components.packer import PackerFailed, parse_line
+from components.packer import PackerFailed, parse_line, run_build
 from tests.aws_world import APP, World
 from tests.packer_spy import REAL_PACKER, PackerSpy
 from tests.stack_config import PROJECT_DIR
@@ -95,6 +96,41 @@ def test_build_timeout_kills_packer(world: World, packer_spy: PackerSpy) -> None
     with pytest.raises(PackerFailed, match=r"timed out after 0\.1s"):
         BakedImageProvider().create(image_props(world, build_timeout_seconds=0.1))
     assert time.monotonic() - started < 5
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def test_build_timeout_kills_packers_children_too(tmp_path: Path) -> None:
+    """Packer runs plugins and provisioners as children: a timeout must not leave them running."""
+    child_pid = tmp_path / "child.pid"
+    fake = tmp_path / "packer"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import subprocess, time\n"
+        f"child = subprocess.Popen(['sleep', '300'])\nopen({str(child_pid)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(300)\n"
+    )
+    fake.chmod(0o755)
+    with pytest.raises(PackerFailed, match="timed out"):
+        run_build([str(fake)], {}, 1.0, "image", secrets=[])
+    pid = int(child_pid.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), "Packer's child outlived the timeout"
+
+
+def test_check_and_diff_never_run_packer(world: World, packer_spy: PackerSpy) -> None:
+    """What a preview calls: a new version is a replacement to show, not a build to run."""
+    provider = BakedImageProvider()
+    olds = {**image_props(world), "ami_id": "ami-0123456789abcdef0"}
+    news = image_props(world, version="2.0.0")
+    provider.check(olds, news)
+    assert provider.diff("ami", olds, news).replaces == ["version"]
+    assert packer_spy.runs() == []
 
 
 def test_delete_removes_ami_and_snapshots_and_is_safe_to_repeat(world: World, packer_spy: PackerSpy) -> None:

@@ -2,10 +2,12 @@
 of both stacks, driven through the engine model (tests/engine.py) against moto, with traffic read
 from moto after each step."""
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,7 @@ from tests.aws_model import AwsModel
 from tests.aws_world import DRAIN_SECONDS, World
 from tests.call_recorder import CallRecorder
 from tests.engine import Engine, UpdateFailed, up_in_another_process
+from tests.packer_spy import PackerSpy
 from tests.project import Project
 from tests.provider_host import provider_host
 
@@ -91,7 +94,7 @@ def test_retry_after_a_failed_switch_takes_a_fresh_verdict(
     project: Project,
     world: World,
     failing_rules: set[str],
-    target_health: dict[str, tuple[str, str, str]],
+    target_health: dict[Any, tuple[str, str, str]],
 ) -> None:
     engine.up("blue")
     engine.up("green")
@@ -113,6 +116,20 @@ def test_retry_after_a_failed_switch_takes_a_fresh_verdict(
     target_health.clear()
     engine.up("green")
     assert world.traffic() == ON_GREEN
+
+
+def test_promotion_after_the_idle_color_turned_unhealthy_moves_nothing(
+    engine: Engine, project: Project, world: World, target_health: dict[Any, tuple[str, str, str]]
+) -> None:
+    """Green's gate passed when it was deployed; by the promotion its instances fail: no old pass counts."""
+    engine.up("blue")
+    engine.up("green")
+    sick = world.group("green")["Instances"][0]["InstanceId"]
+    target_health[sick] = ("unhealthy", "Target.FailedHealthChecks", "502")
+    project.promote("green")
+    with pytest.raises(UpdateFailed, match="not fit for traffic"):
+        engine.up("green")
+    assert world.traffic() == ON_BLUE
 
 
 def test_promotion_with_both_stacks_upped_at_once(engine: Engine, project: Project, world: World) -> None:
@@ -167,6 +184,9 @@ def test_a_release_of_the_serving_color_fails_before_touching_it(
     [
         ("instance_type", "t3.large"),
         ("key_name", "ops"),
+        ("security_group_ids", ["sg-0123456789abcdef0"]),
+        ("instance_profile", "other-instance"),
+        ("subnet_ids", ["subnet-0123456789abcdef0"]),
         ("health_check_grace_period", 30),
         ("image_id", "ami-0123456789abcdef0"),
     ],
@@ -177,6 +197,14 @@ def test_instance_settings_of_the_serving_color_are_a_release(
     engine.up("blue")
     project.set("blue", key, value)
     with pytest.raises(UpdateFailed, match=f"blue still serves.*bluegreen:{key}"):
+        engine.up("blue")
+
+
+def test_route_health_checks_of_the_serving_color_are_a_release(engine: Engine, project: Project, world: World) -> None:
+    engine.up("blue")
+    routes = {route: {"rule_arn": arn, "health_check_path": "/ready"} for route, arn in world.rule_arns.items()}
+    project.set_shared("routes", routes)
+    with pytest.raises(UpdateFailed, match=r"blue still serves.*bluegreen:routes"):
         engine.up("blue")
 
 
@@ -191,7 +219,7 @@ def test_target_on_the_group_cannot_release_the_serving_color(engine: Engine, pr
 
 
 def test_target_on_the_switch_takes_a_fresh_verdict(
-    engine: Engine, project: Project, world: World, target_health: dict[str, tuple[str, str, str]]
+    engine: Engine, project: Project, world: World, target_health: dict[Any, tuple[str, str, str]]
 ) -> None:
     """`--target` the switch alone: the gate does not run, so the switch's own verdict is what stops it."""
     engine.up("blue")
@@ -411,3 +439,36 @@ def test_an_unchanged_up_changes_nothing_anywhere(engine: Engine, project: Proje
     for stack in ("blue", "green"):
         assert engine.up(stack).changes() == [], stack
     assert api_calls.writes() == []
+
+
+# -- secrets -----------------------------------------------------------------------------------------------
+
+
+def test_a_secret_appears_nowhere_in_the_clear(
+    project: Project, world: World, smoke_server: str, packer_spy: PackerSpy
+) -> None:
+    proxy = "http://deploy:PR0XY-PASS@proxy.example.com:3128"
+    repository = "https://deploy:REP0-PASS@repo.example.com/maven2"
+    smoke = smoke_server + "/health?token=SM0KE-TOKEN"
+    project.set_shared("http_proxy", proxy)
+    project.set_shared("artifact_repository", repository)
+    project.set("blue", "smoke_checks", [{"url": smoke, "expected_status": 200}])
+    with engine_for(project, world) as engine:  # started after the spy is on PATH
+        result = engine.up("blue")
+        preview = engine.preview("blue")
+        state = engine.resources("blue")
+    secrets = ("PR0XY-PASS", "REP0-PASS", "SM0KE-TOKEN")
+    shown = "\n".join([*result.progress, *preview.progress, *(m for _, m in result.logs + preview.logs)])
+    shown += json.dumps([result.exports, preview.exports], default=str)
+    for run in packer_spy.runs():
+        shown += " ".join(run["argv"])
+    plain = [
+        json.dumps({**entry.inputs, **entry.outputs}[key])
+        for entry in state
+        for key in {*entry.inputs, *entry.outputs}
+        if key not in entry.secret_outputs
+    ]
+    for secret in secrets:
+        assert secret not in shown, secret
+        assert not [value for value in plain if secret in value], secret
+    assert packer_spy.runs()[0]["variables"]["http_proxy"] == proxy, "the secret reaches Packer, by environment"
