@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,19 @@ def test_build_timeout_kills_packers_children_too(tmp_path: Path) -> None:
         "time.sleep(300)\n"
     )
     fake.chmod(0o755)
-    with pytest.raises(PackerFailed, match="timed out"):
-        run_build([str(fake)], {}, 1.0, "image", secrets=[])
+    failures: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            run_build([str(fake)], {}, 1.0, "image", secrets=[])
+        except PackerFailed as failed:
+            failures.append(failed)
+
+    runner = threading.Thread(target=build, daemon=True)
+    runner.start()
+    runner.join(timeout=20)
+    assert not runner.is_alive(), "the build hangs: a surviving child keeps Packer's output open"
+    assert "timed out" in str(failures[0])
     pid = int(child_pid.read_text())
     deadline = time.monotonic() + 5
     while _alive(pid) and time.monotonic() < deadline:
