@@ -2,7 +2,8 @@
 
 1. Read and validate config; read what AWS says now (the rules, this color's groups).
 2. Plan what this update does to the color; a change to the serving color fails here, before anything.
-3. Build: image -> environment -> HealthGate -> TrafficSwitch (live color only); DestroyGuard after the group.
+3. Build: image -> environment -> HealthGate -> before-traffic hooks -> TrafficSwitch -> after-traffic
+   hooks (the switch and its hooks in the live color's stack only); DestroyGuard after the group.
 4. Export what runs where.
 """
 
@@ -17,8 +18,9 @@ from components.config import load
 from components.destroy_guard import DestroyGuard, DestroyGuardArgs
 from components.environment import BlueGreenEnvironment, EnvironmentArgs
 from components.health_gate import FitnessCheck, HealthGate, HealthGateArgs, SmokeCheck
+from components.hooks import release_environment, traffic_hooks
 from components.live_state import observe
-from components.release_plan import plan_release
+from components.release_plan import other_color, plan_release
 from components.traffic_switch import TrafficSwitch, TrafficSwitchArgs
 
 PROJECT_DIR = Path(pulumi.get_root_directory())
@@ -60,7 +62,22 @@ fitness = FitnessCheck(
     poll_seconds=settings.gate_poll_seconds,
     smoke_checks=tuple(SmokeCheck(**check) for check in settings.smoke_checks),
 )
-gate = HealthGate(f"{name}-gate", HealthGateArgs(target=settings.target, fitness=fitness, release=plan.release.tags()))
+gate = HealthGate(
+    f"{name}-gate",
+    HealthGateArgs(target=settings.target, fitness=fitness, release=plan.release.tags(), moves=plan.moves),
+)
+hook_environment = release_environment(
+    settings, image_id, environment.asg_name, environment.target_group_arns, gate.instance_ids
+)
+before_hooks = traffic_hooks(
+    name,
+    "before_allow_traffic",
+    settings.hooks.before_allow_traffic,
+    hook_environment,
+    trigger=gate.passed_at,
+    on_failure="traffic was not moved; fix the hook or the release, then `pulumi up` again",
+    opts=pulumi.ResourceOptions(depends_on=[gate]),
+)
 DestroyGuard(
     f"{name}-destroy-guard",
     DestroyGuardArgs(
@@ -69,7 +86,7 @@ DestroyGuard(
     pulumi.ResourceOptions(depends_on=[environment]),
 )
 if plan.live:
-    TrafficSwitch(
+    switch = TrafficSwitch(
         f"{name}-switch",
         TrafficSwitchArgs(
             target=settings.target,
@@ -82,9 +99,22 @@ if plan.live:
             moves=plan.moves,
             drift=plan.drift,
         ),
-        pulumi.ResourceOptions(depends_on=[gate]),
+        pulumi.ResourceOptions(depends_on=[gate, *before_hooks]),
+    )
+    traffic_hooks(
+        name,
+        "after_allow_traffic",
+        settings.hooks.after_allow_traffic,
+        hook_environment,
+        trigger=switch.switched_at,
+        on_failure=(
+            f"traffic is on {settings.color} now. To roll back, set active_color: {other_color(settings.color)} "
+            f"in Pulumi.yaml and `pulumi up --stack {other_color(settings.color)}`"
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[switch]),
     )
 
+pulumi.export("summary", plan.summary())
 pulumi.export("color", settings.color)
 pulumi.export("version", settings.version)
 pulumi.export("is_live", plan.live)
@@ -97,3 +127,5 @@ pulumi.export("ami_id", image_id)
 pulumi.export("asg_name", environment.asg_name)
 pulumi.export("target_group_arns", environment.target_group_arns)
 pulumi.export("gate", {"passed_at": gate.passed_at, "verdict": gate.verdict})
+pulumi.export("switched_at", switch.switched_at if plan.live else "")
+pulumi.export("routes", environment.target_group_arns.apply(plan.routes_after))

@@ -92,6 +92,14 @@ class ImageBuild:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Hooks:
+    """Commands run around the traffic switch, CodeDeploy's names: each one a shell command line."""
+
+    before_allow_traffic: tuple[str, ...] = ()
+    after_allow_traffic: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything one color's stack needs, already validated."""
 
@@ -114,6 +122,7 @@ class Settings:
     gate_timeout_seconds: int
     gate_poll_seconds: int
     smoke_checks: tuple[dict[str, Any], ...]
+    hooks: Hooks
     endpoint_url: str
     image_build: ImageBuild
 
@@ -312,6 +321,21 @@ def _smoke_checks(config: pulumi.Config) -> tuple[dict[str, Any], ...]:
     return tuple(_smoke_check(index, check) for index, check in enumerate(raw))
 
 
+def _hooks(config: pulumi.Config) -> Hooks:
+    raw = _json(config, "hooks")
+    known = [field.name for field in fields(Hooks)]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{_key('hooks')} must be a map with {' and '.join(known)}")
+    for name, commands in raw.items():
+        if name not in known:
+            raise ConfigError(f"{_key(f'hooks.{name}')} is not a hook (known: {', '.join(known)})")
+        if not isinstance(commands, list) or not all(
+            isinstance(command, str) and command.strip() and "\0" not in command for command in commands
+        ):
+            raise ConfigError(f"{_key(f'hooks.{name}')} must be a list of non-empty command lines")
+    return Hooks(**{name: tuple(commands) for name, commands in raw.items()})
+
+
 def _image_build(config: pulumi.Config) -> ImageBuild:
     owners = _json(config, "source_ami_owners")
     owner_kind = "AMI owner (an account id, self, amazon or aws-marketplace)"
@@ -412,6 +436,7 @@ def load(project_dir: Path) -> Settings:
         gate_timeout_seconds=_int(config, "gate_timeout_seconds", minimum=1),
         gate_poll_seconds=_int(config, "gate_poll_seconds", minimum=1),
         smoke_checks=_smoke_checks(config),
+        hooks=_hooks(config),
         endpoint_url=_checked(
             config, "endpoint_url", formats.is_endpoint, "an http(s)://host[:port] URL", optional=True
         ),

@@ -325,6 +325,8 @@ class HealthGateArgs:
     fitness: FitnessCheck
     release: dict[str, str]
     """The release the group runs (components/release_plan.py): a new one is verified again."""
+    moves: dict[str, str]
+    """Routes this update moves to the color: a promotion is verified again too (its hooks follow)."""
 
     @classmethod
     def from_props(cls, props: dict[str, Any]) -> "HealthGateArgs":
@@ -332,15 +334,18 @@ class HealthGateArgs:
             target=AwsTarget.from_props(props),
             fitness=FitnessCheck.from_props(props["fitness"]),
             release=dict(props["release"]),
+            moves=dict(props.get("moves") or {}),
         )
 
     def props(self) -> dict[str, Any]:
-        return {**self.target.props(), "fitness": self.fitness.props(), "release": self.release}
+        return {**self.target.props(), "fitness": self.fitness.props(), "release": self.release, "moves": self.moves}
 
 
 def stale(olds: dict[str, Any], news: dict[str, Any]) -> bool:
     """Whether an earlier verdict no longer covers what the new inputs ask to verify."""
-    if not is_known(news.get("fitness")) or changed_fields(olds, news, ("release",)):
+    if not is_known(news.get("fitness")) or not is_known(news.get("moves")) or news.get("moves"):
+        return True
+    if changed_fields(olds, news, ("release",)):
         return True
     old_check, new_check = olds.get("fitness") or {}, news["fitness"]
     if changed_fields(old_check, new_check, VERIFIED_FIELDS):

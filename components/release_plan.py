@@ -218,6 +218,10 @@ class Plan:
     deferred: list[str]
     capacity: CapacityPlan
     routes: dict[str, RouteStatus]
+    current_group: GroupView | None
+    """The group that runs now, if any."""
+    changes: list[str]
+    """Release fields this update changes: the group is replaced (all of them when there is no group yet)."""
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -243,12 +247,60 @@ class Plan:
 
     def announce(self) -> None:
         """Shows the plan in the preview and the update, where a reviewer reads it."""
+        pulumi.log.info(self.summary())
         pulumi.log.info(f"capacity: {self.capacity.shown()}. {self.capacity.note}")
         for status in self.routes.values():
             if status.kind != "drift":
                 pulumi.log.info(f"traffic: {status.describe()}")
         for warning in self.warnings:
             pulumi.log.warn(warning)
+
+    def summary(self) -> str:
+        """One line a reviewer reads in a pull request's preview: release, capacity, traffic."""
+        group, version = self.current_group, self.release.fields["version"]
+        if group is None:
+            release = f"first release {version}: {'bake the image, ' if self._baked else ''}create the group"
+        elif self.changes:
+            running = Release.from_tags(group.tags).fields.get("version") or "?"
+            rebuilt = self._baked and {"version", "template_hash", "build_variables"} & set(self.changes)
+            release = (
+                f"release {running} -> {version} ({', '.join(self.changes)} changed): "
+                f"{'bake a new image, ' if rebuilt else ''}replace group {group.name}"
+            )
+        else:
+            release = f"release {version} unchanged"
+        if self.deferred:
+            release += " (keeps its image: the image change waits for its next release)"
+        capacity = self.capacity.shown()
+        if group is not None and not self.changes:
+            before = f"min {group.min_size}, desired {group.desired}, max {group.max_size}"
+            capacity = f"{before} (unchanged)" if before == capacity else f"{before} -> {capacity}"
+        moving: dict[str, list[str]] = {}
+        for route, status in self.routes.items():
+            if status.kind == "pending":
+                moving.setdefault(f"{status.where} -> {status.active}", []).append(route)
+        traffic = "; ".join(f"{_joined(sorted(routes))} move {move}" for move, routes in moving.items())
+        traffic = traffic or (f"serves {_joined(self.serving)}" if self.serving else "serves nothing")
+        if self.drift:
+            traffic += f"; drift by hand on {_joined(sorted(self.drift))}"
+        return f"{self.color}: {release}; capacity {capacity}; traffic: {traffic}"
+
+    @property
+    def _baked(self) -> bool:
+        return self.release.fields["image_id"] == "baked"
+
+    def routes_after(self, own_target_groups: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """Per route, the color and target groups its rule forwards to once this update is done."""
+        moves = self.moves
+        return {
+            route: {
+                "color": self.color if route in moves else (status.rule.color or status.where),
+                "target_group_arns": [own_target_groups[route]]
+                if route in moves
+                else list(status.rule.target_group_arns),
+            }
+            for route, status in self.routes.items()
+        }
 
     def traffic(self) -> dict[str, str]:
         """Per route: where it forwards now, and where the live stack's switch moves it."""
@@ -265,8 +317,9 @@ def plan_release(settings: Settings, live: LiveState, template_hash: str, now: d
     routes = {route: route_status(rule, settings.active_color) for route, rule in live.rules.items()}
     drift = [status for status in routes.values() if status.kind == "drift"]
     wanted = Release.of(settings, template_hash)
-    group = live.groups[0] if live.groups else None
+    current = group = live.groups[0] if live.groups else None
     running = Release.from_tags(group.tags) if group else None
+    changes = list(wanted.fields)
     deferred: list[str] = []
     warnings = [f"drift: {status.describe()}" for status in drift]
     release = wanted
@@ -277,7 +330,7 @@ def plan_release(settings: Settings, live: LiveState, template_hash: str, now: d
             refused = [key for key in changes if key not in DEFERRED_FIELDS]
             if refused:
                 raise LiveColorChange(_refusal(settings, serving, refused, wanted, running))
-            release = wanted.keeping(running, deferred)
+            release, changes = wanted.keeping(running, deferred), []
             if deferred:
                 warnings.append(
                     f"{color} serves {_joined(serving)} and keeps the image it runs: the change of "
@@ -293,6 +346,8 @@ def plan_release(settings: Settings, live: LiveState, template_hash: str, now: d
         deferred=deferred,
         capacity=plan_capacity(settings, live, group, bool(drift), now),
         routes=routes,
+        current_group=current,
+        changes=changes,
         warnings=warnings,
     )
     if plan.moves and drift:

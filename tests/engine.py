@@ -8,7 +8,8 @@ resource registration the way the engine does (FACTS.md, "Engine semantics that 
   and outputs, even when the new one got the same id).
 - Dynamic resources run in the real dynamic-provider host. A preview calls only Check and Diff,
   with unknown values on the wire; the outputs of a dynamic resource that changes are unknown.
-- pulumi-aws resources run in tests/aws_model.py, against moto.
+- pulumi-aws resources run in tests/aws_model.py, against moto; pulumi-command's local.Command
+  in tests/command_model.py, for real.
 - A failed step fails the update: every step done before it stays recorded, later registrations
   are refused, and nothing is deleted.
 - Deletes (resources no longer registered, replaced ones) run at the end, dependents first. A
@@ -43,6 +44,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from tests.aws_model import AwsModel
+from tests.command_model import CommandModel
 from tests.project import Project
 from tests.provider_host import PROVIDER_KEY, ProviderHost, provider_host
 from tests.stack_config import PROJECT, PROJECT_DIR
@@ -232,8 +234,8 @@ class _Run:
                     news[key] = old.inputs[key]
         if request.type.startswith(DYNAMIC):
             return self._dynamic(base, old)
-        if self.engine.aws.handles(request.type):
-            return self._aws(base, old, ignore, list(request.replaceOnChanges))
+        if any(model.handles(request.type) for model in self.engine.models):
+            return self._modelled(base, old, ignore, list(request.replaceOnChanges))
         raise UpdateFailed(f"{urn}: no provider for {request.type} in this engine model")
 
     def _protected_replace(self, base: Entry, old: Entry) -> None:
@@ -275,10 +277,10 @@ class _Run:
         id_, outputs = host.create(urn, checked)
         return self._finish(base, old, op, changed, id_, outputs)
 
-    def _aws(
+    def _modelled(
         self, base: Entry, old: Entry | None, ignore: list[str], replace_on: list[str]
     ) -> tuple[str, dict[str, Any], list[str]]:
-        aws, type_ = self.engine.aws, base.type
+        aws, type_ = self.engine.model(base.type), base.type
         checked = aws.check(type_, base.name, old.inputs if old else None, base.inputs)
         base = replace(base, inputs=checked)
         if old is None:
@@ -313,7 +315,7 @@ class _Run:
         if entry.type.startswith(DYNAMIC):
             self.engine.host.delete(entry.urn, entry.id, entry.outputs)
         elif entry.custom:
-            self.engine.aws.delete(entry.type, entry.id, entry.outputs)
+            self.engine.model(entry.type).delete(entry.type, entry.id, entry.outputs)
         if entry.delete:
             self.pending.remove(entry)
         else:
@@ -380,8 +382,20 @@ class Engine:
 
     def __init__(self, project: Project, aws: AwsModel, host: ProviderHost) -> None:
         self.project, self.aws, self.host = project, aws, host
+        self.commands = CommandModel(project.root)
+        self.models: list[AwsModel | CommandModel] = [aws, self.commands]
         self.state_dir = project.root / ".pulumi"
         self.state_dir.mkdir(exist_ok=True)
+
+    def model(self, type_: str) -> AwsModel | CommandModel:
+        return next(model for model in self.models if model.handles(type_))
+
+    def progress_mark(self) -> tuple[int, int]:
+        return self.host.stderr_mark(), len(self.commands.output)
+
+    def progress(self, mark: tuple[int, int]) -> list[str]:
+        """What the user saw: the providers' stderr, then the commands' output."""
+        return [*self.host.stderr(mark[0]), *self.commands.output[mark[1] :]]
 
     # -- state --------------------------------------------------------------------------------------------
 
@@ -418,14 +432,14 @@ class Engine:
         return self._operate(stack, preview=False, targets=targets, before_steps=before_steps)
 
     def refresh(self, stack: str) -> Result:
-        mark, steps, kept = self.host.stderr_mark(), [], []
+        mark, steps, kept = self.progress_mark(), [], []
         for entry in self.load(stack):
             if entry.custom and not entry.delete:
                 if entry.type.startswith(DYNAMIC):
                     id_, outputs = self.host.read(entry.urn, entry.id, entry.outputs)
                     refreshed = replace(entry, outputs=outputs) if id_ else None
                 else:
-                    outputs = self.aws.read(entry.type, entry.id, entry.outputs)
+                    outputs = self.model(entry.type).read(entry.type, entry.id, entry.outputs)
                     refreshed = replace(entry, outputs=outputs) if outputs is not None else None
                 steps.append(Step(entry.urn, "read" if refreshed else "delete"))
                 if refreshed is None:
@@ -433,17 +447,17 @@ class Engine:
                 entry = refreshed
             kept.append(entry)
         self.save(stack, kept)
-        return Result(steps, {}, {}, [], self.host.stderr(mark))
+        return Result(steps, {}, {}, [], self.progress(mark))
 
     def destroy(self, stack: str) -> Result:
-        mark = self.host.stderr_mark()
+        mark = self.progress_mark()
         run = _Run(self, stack, preview=False, targets=None)
         try:
             for entry in delete_order([*run.old.values(), *run.pending]):
                 run.delete(entry)
         except grpc.RpcError as error:
             raise UpdateFailed(error.details()) from error
-        return Result(run.steps, {}, {}, [], self.host.stderr(mark))
+        return Result(run.steps, {}, {}, [], self.progress(mark))
 
     def _operate(
         self,
@@ -455,7 +469,7 @@ class Engine:
         _drain_leftover_tasks()
         run = _Run(self, stack, preview, targets)
         run.before_steps = before_steps
-        mark = self.host.stderr_mark()
+        mark = self.progress_mark()
         logs = _Logs()
         logger = logging.getLogger(f"bluegreen-engine-{id(run)}")
         logger.addHandler(logs)
@@ -483,11 +497,11 @@ class Engine:
             run.delete_unregistered()
         except Exception as error:
             message = run.failure or (error.details() if isinstance(error, grpc.RpcError) else str(error))
-            raise UpdateFailed(message, logs.records, self.host.stderr(mark)) from error
+            raise UpdateFailed(message, logs.records, self.progress(mark)) from error
         finally:
             logger.removeHandler(logs)
         registered = {entry.name: entry for entry in run.new.values()}
-        return Result(run.steps, registered, exports, logs.records, self.host.stderr(mark))
+        return Result(run.steps, registered, exports, logs.records, self.progress(mark))
 
 
 def up_in_another_process(project: Project, endpoint: str, stack: str) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@ of both stacks, driven through the engine model (tests/engine.py) against moto, 
 from moto after each step."""
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,6 +66,18 @@ def test_deploying_the_idle_color_moves_no_traffic_and_promotion_moves_all(
     project.promote("green")
     engine.up("green")
     assert world.traffic() == ON_GREEN
+
+
+def test_stack_outputs_say_what_runs_where(engine: Engine, project: Project, world: World) -> None:
+    green_serves(engine, project)
+    exports = engine.up("green").exports
+    green_groups = exports["target_group_arns"]
+    assert exports["routes"] == {
+        route: {"color": "green", "target_group_arns": [green_groups[route]]} for route in ("web", "api")
+    }
+    assert exports["switched_at"] == engine.resource("green", "app-green-switch").outputs["switched_at"]
+    assert exports["gate"]["passed_at"] and exports["version"] == "1.5.0"
+    assert exports["capacity"]["desired"] == 2 and exports["drift"] == {}
 
 
 def test_rollback_takes_one_up_without_upping_the_old_color(engine: Engine, project: Project, world: World) -> None:
@@ -411,8 +424,13 @@ def test_preview_of_a_promotion_shows_capacities_and_the_rules_that_move(engine:
     assert green.exports["traffic"] == {"web": "blue -> green", "api": "blue -> green"}
     assert green.op("app-green-switch") == "create"
     assert (green.exports["capacity"]["min_size"], green.exports["capacity"]["desired"]) == (2, 2)
+    assert green.exports["summary"] == (
+        "green: release 1.5.0 unchanged; capacity min 2, desired 2, max 4 (unchanged); "
+        "traffic: api and web move blue -> green"
+    )
     blue = engine.preview("blue")
     assert blue.exports["traffic"] == {"web": "blue -> green", "api": "blue -> green"}
+    assert blue.exports["summary"].endswith("traffic: api and web move blue -> green")
     assert "still serves api and web" in blue.exports["capacity"]["note"]
     assert blue.op("app-blue-switch") == "delete"
 
@@ -423,6 +441,11 @@ def test_preview_of_a_version_bump_of_the_idle_color(engine: Engine, project: Pr
     project.set("green", "version", "1.6.0")
     api_calls.clear()
     result = engine.preview("green")
+    group = engine.resource("green", "app-green-asg").id
+    assert result.exports["summary"] == (
+        f"green: release 1.5.0 -> 1.6.0 (version changed): bake a new image, replace group {group}; "
+        "capacity min 2, desired 2, max 4; traffic: serves nothing"
+    )
     assert result.op("app-green-image") == "replace"
     assert result.op("app-green-asg") == "replace"
     assert result.op("app-green-gate") == "update"
@@ -470,3 +493,96 @@ def test_a_secret_appears_nowhere_in_the_clear(
         assert secret not in shown, secret
         assert not [value for value in plain if secret in value], secret
     assert packer_spy.runs()[0]["variables"]["http_proxy"] == proxy, "the secret reaches Packer, by environment"
+
+
+# -- traffic hooks -----------------------------------------------------------------------------------------
+
+HOOK = f"{sys.executable} {Path(__file__).resolve().parent / 'hooks' / 'record.py'}"
+
+
+@pytest.fixture
+def hook_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    log = tmp_path / "hooks.jsonl"
+    log.write_text("")
+    monkeypatch.setenv("HOOK_LOG", str(log))
+    return log
+
+
+def hook_runs(log: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_hooks_run_gate_then_before_hooks_then_switch_then_after_hooks(
+    engine: Engine, project: Project, world: World, hook_log: Path
+) -> None:
+    project.set_shared("hooks", {"before_allow_traffic": [HOOK], "after_allow_traffic": [HOOK, HOOK]})
+    result = engine.up("blue")
+    before, *after = hook_runs(hook_log)
+    passed_at = result.exports["gate"]["passed_at"]
+    switched_at = engine.resource("blue", "app-blue-switch").outputs["switched_at"]
+    assert passed_at < before["at"] < switched_at < after[0]["at"] <= after[1]["at"]
+    assert [run["BLUEGREEN_HOOK_PHASE"] for run in after] == ["after_allow_traffic"] * 2
+    assert (before["BLUEGREEN_COLOR"], before["BLUEGREEN_VERSION"]) == ("blue", "1.4.0")
+    assert before["BLUEGREEN_AMI_ID"] == result.exports["ami_id"]
+    assert before["BLUEGREEN_ASG_NAME"] == result.exports["asg_name"]
+    assert json.loads(before["BLUEGREEN_TARGET_GROUP_ARNS"]) == result.exports["target_group_arns"]
+    assert len(json.loads(before["BLUEGREEN_INSTANCE_IDS"])) == 2
+    assert "hook before_allow_traffic saw blue 1.4.0" in result.progress, "a hook's output streams to the user"
+
+
+def test_an_idle_release_runs_its_before_hooks_after_its_gate(engine: Engine, project: Project, hook_log: Path) -> None:
+    project.set_shared("hooks", {"before_allow_traffic": [HOOK], "after_allow_traffic": [HOOK]})
+    engine.up("blue")
+    hook_log.write_text("")
+    engine.up("green")
+    assert [(run["BLUEGREEN_COLOR"], run["BLUEGREEN_HOOK_PHASE"]) for run in hook_runs(hook_log)] == [
+        ("green", "before_allow_traffic")
+    ]
+
+
+def test_hooks_rerun_only_when_the_release_or_the_traffic_changes(
+    engine: Engine, project: Project, hook_log: Path
+) -> None:
+    project.set_shared("hooks", {"before_allow_traffic": [HOOK], "after_allow_traffic": [HOOK]})
+    engine.up("blue")
+    engine.up("green")
+    hook_log.write_text("")
+    engine.preview("green")
+    engine.up("green")
+    engine.up("blue")
+    assert hook_runs(hook_log) == [], "no preview and no unchanged up runs a hook"
+    project.promote("green")
+    engine.preview("green")
+    assert hook_runs(hook_log) == []
+    engine.up("green")
+    assert [run["BLUEGREEN_HOOK_PHASE"] for run in hook_runs(hook_log)] == [
+        "before_allow_traffic",
+        "after_allow_traffic",
+    ]
+    hook_log.write_text("")
+    project.set("blue", "version", "1.6.0")
+    engine.up("blue")
+    assert [run["BLUEGREEN_HOOK_PHASE"] for run in hook_runs(hook_log)] == ["before_allow_traffic"]
+
+
+def test_a_failing_before_hook_moves_nothing(engine: Engine, project: Project, world: World, hook_log: Path) -> None:
+    engine.up("blue")
+    project.set("green", "hooks", {"before_allow_traffic": [f"{HOOK} fail"]})
+    with pytest.raises(UpdateFailed, match="before_allow_traffic hook 1 failed: traffic was not moved"):
+        engine.up("green")
+    project.promote("green")
+    with pytest.raises(UpdateFailed, match="the smoke test found a problem"):
+        engine.up("green")
+    assert world.traffic() == ON_BLUE
+
+
+def test_a_failing_after_hook_says_how_to_roll_back(
+    engine: Engine, project: Project, world: World, hook_log: Path
+) -> None:
+    engine.up("blue")
+    engine.up("green")
+    project.set("green", "hooks", {"after_allow_traffic": [f"{HOOK} fail"]})
+    project.promote("green")
+    with pytest.raises(UpdateFailed, match=r"traffic is on green now\. To roll back, set active_color: blue"):
+        engine.up("green")
+    assert world.traffic() == ON_GREEN
