@@ -27,7 +27,7 @@ PROJECT_DIR = Path(pulumi.get_root_directory())
 
 settings = load(PROJECT_DIR)
 image_hash = "" if settings.image_id else template_hash(PROJECT_DIR / IMAGE_DIR)
-live = observe(settings.target, settings.app_name, settings.color, settings.rule_arns)
+live = observe(settings)
 plan = plan_release(settings, live, image_hash, datetime.now(UTC))
 plan.announce()
 
@@ -50,6 +50,8 @@ environment = BlueGreenEnvironment(
         capacity=plan.capacity,
         health_check_grace_period=settings.health_check_grace_period,
         release_tags=plan.release.tags(),
+        test_routes=plan.test_routes,
+        test_header=settings.test_header,
     ),
     pulumi.ResourceOptions(providers=[aws_provider(f"{name}-aws", settings.target)], protect=plan.protect),
 )
@@ -60,7 +62,9 @@ fitness = FitnessCheck(
     expected_count=plan.capacity.verify_count,
     timeout_seconds=settings.gate_timeout_seconds,
     poll_seconds=settings.gate_poll_seconds,
-    smoke_checks=tuple(SmokeCheck(**check) for check in settings.smoke_checks),
+    smoke_checks=tuple(
+        SmokeCheck.from_config(check, settings.test_header, settings.color) for check in settings.smoke_checks
+    ),
 )
 gate = HealthGate(
     f"{name}-gate",
@@ -98,6 +102,7 @@ if plan.live:
             fitness=fitness,
             moves=plan.moves,
             drift=plan.drift,
+            rollout=settings.rollout,
         ),
         pulumi.ResourceOptions(depends_on=[gate, *before_hooks]),
     )

@@ -56,6 +56,20 @@ class Route:
     healthy_threshold: int = 3
     unhealthy_threshold: int = 3
     deregistration_delay: int = 60
+    test_priorities: dict[str, int] | None = None
+    """Priority of each color's test rule on the route's listener; None for no test route."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rollout:
+    """How the live stack's switch shifts traffic, and what rolls it back."""
+
+    steps: tuple[int, ...]
+    """Percent of each rule's traffic on the new color after each step; the last is 100."""
+    step_wait_seconds: int
+    bake_seconds: int
+    """How long the alarms are watched after the last step."""
+    alarms: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +137,8 @@ class Settings:
     gate_poll_seconds: int
     smoke_checks: tuple[dict[str, Any], ...]
     hooks: Hooks
+    rollout: Rollout
+    test_header: str
     endpoint_url: str
     image_build: ImageBuild
 
@@ -246,12 +262,24 @@ def _route(name: str, raw: Any) -> Route:
         raise ConfigError(f"{_key(f'{key}.port')} must be a port number (1-65535), got {values['port']}")
     if "protocol" in raw:
         values["protocol"] = _choice(raw["protocol"], f"{key}.protocol", PROTOCOLS)
+    if "test_priorities" in raw:
+        values["test_priorities"] = _test_priorities(raw["test_priorities"], f"{key}.test_priorities")
     if "health_check_path" in raw:
         path = raw["health_check_path"]
         if not isinstance(path, str) or not path.startswith("/"):
             raise ConfigError(f"{_key(f'{key}.health_check_path')} must be a path starting with '/', got {path!r}")
         values["health_check_path"] = path
     return Route(**values)
+
+
+def _test_priorities(raw: Any, key: str) -> dict[str, int]:
+    if not isinstance(raw, dict) or set(raw) != set(COLORS):
+        raise ConfigError(f"{_key(key)} must give a listener rule priority for blue and for green")
+    priorities = {color: _route_int(raw[color], f"{key}.{color}", 1) for color in COLORS}
+    for color, priority in priorities.items():
+        if priority > 50000:
+            raise ConfigError(f"{_key(f'{key}.{color}')} must be a rule priority (1-50000), got {priority}")
+    return priorities
 
 
 def _route_int(value: Any, key: str, minimum: int) -> int:
@@ -282,10 +310,23 @@ def _routes(config: pulumi.Config, app_name: str) -> tuple[Route, ...]:
                 "each route needs a rule of its own"
             )
         seen[route.rule_arn] = route.name
+    taken: dict[int, str] = {}
+    for route in routes:
+        for color, priority in (route.test_priorities or {}).items():
+            where = f"routes.{route.name}.test_priorities.{color}"
+            if priority in taken:
+                raise ConfigError(f"{_key(where)} ({priority}) is also {_key(taken[priority])}: priorities are unique")
+            taken[priority] = where
     return routes
 
 
-_SMOKE_DEFAULTS: dict[str, Any] = {"url": None, "expected_status": 200, "body_pattern": "", "host": ""}
+_SMOKE_DEFAULTS: dict[str, Any] = {
+    "url": None,
+    "expected_status": 200,
+    "body_pattern": "",
+    "host": "",
+    "via_test_route": False,
+}
 
 
 def _smoke_check(index: int, raw: Any) -> dict[str, Any]:
@@ -311,6 +352,8 @@ def _smoke_check(index: int, raw: Any) -> dict[str, Any]:
         ) from None
     if not isinstance(check["host"], str) or (check["host"] and not formats.is_host_header(check["host"])):
         raise ConfigError(f"{_key(f'{key}.host')} must be empty or a host name[:port], got {check['host']!r}")
+    if not isinstance(check["via_test_route"], bool):
+        raise ConfigError(f"{_key(f'{key}.via_test_route')} must be true or false, got {check['via_test_route']!r}")
     return check
 
 
@@ -319,6 +362,30 @@ def _smoke_checks(config: pulumi.Config) -> tuple[dict[str, Any], ...]:
     if not isinstance(raw, list):
         raise ConfigError(f"{_key('smoke_checks')} must be a list of checks (url, expected_status, body_pattern, host)")
     return tuple(_smoke_check(index, check) for index, check in enumerate(raw))
+
+
+def _rollout(config: pulumi.Config) -> Rollout:
+    steps = _json(config, "traffic_steps")
+    if (
+        not isinstance(steps, list)
+        or not steps
+        or not all(isinstance(step, int) and not isinstance(step, bool) and 0 < step <= 100 for step in steps)
+        or steps != sorted(set(steps))
+        or steps[-1] != 100
+    ):
+        raise ConfigError(
+            f"{_key('traffic_steps')} must be rising percentages from 1 to 100 that end at 100 (e.g. [10, 50, 100]), "
+            f"got {steps!r}"
+        )
+    alarms = _json(config, "rollback_alarms")
+    if not isinstance(alarms, list) or not all(isinstance(name, str) and 0 < len(name) <= 255 for name in alarms):
+        raise ConfigError(f"{_key('rollback_alarms')} must be a list of CloudWatch alarm names, got {alarms!r}")
+    return Rollout(
+        steps=tuple(steps),
+        step_wait_seconds=_int(config, "step_wait_seconds"),
+        bake_seconds=_int(config, "bake_seconds"),
+        alarms=tuple(alarms),
+    )
 
 
 def _hooks(config: pulumi.Config) -> Hooks:
@@ -437,6 +504,10 @@ def load(project_dir: Path) -> Settings:
         gate_poll_seconds=_int(config, "gate_poll_seconds", minimum=1),
         smoke_checks=_smoke_checks(config),
         hooks=_hooks(config),
+        rollout=_rollout(config),
+        test_header=_checked(
+            config, "test_header", lambda name: bool(re.fullmatch(r"[A-Za-z0-9-]{1,40}", name)), "an HTTP header name"
+        ),
         endpoint_url=_checked(
             config, "endpoint_url", formats.is_endpoint, "an http(s)://host[:port] URL", optional=True
         ),

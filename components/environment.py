@@ -1,12 +1,40 @@
 """BlueGreenEnvironment: one color's launch template, target groups and Auto Scaling Group."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components.config import Route
-from components.release_plan import CapacityPlan
+from components.release_plan import CapacityPlan, TestRoute
+
+# AWS's condition fields, and the pulumi-aws ListenerRule condition argument that carries each one.
+CONDITION_ARGUMENTS = {
+    "host-header": ("host_header", "HostHeaderConfig"),
+    "path-pattern": ("path_pattern", "PathPatternConfig"),
+    "http-request-method": ("http_request_method", "HttpRequestMethodConfig"),
+    "source-ip": ("source_ip", "SourceIpConfig"),
+}
+
+
+def test_rule_conditions(conditions: list[dict[str, Any]], header: str, color: str) -> list[dict[str, Any]]:
+    """The production rule's conditions as pulumi-aws takes them, plus the color header."""
+    converted: list[dict[str, Any]] = []
+    for condition in conditions:
+        field = condition["Field"]
+        if field in CONDITION_ARGUMENTS:
+            argument, config = CONDITION_ARGUMENTS[field]
+            converted.append({argument: {"values": condition.get(config, {}).get("Values") or condition["Values"]}})
+        elif field == "http-header":
+            config = condition["HttpHeaderConfig"]
+            converted.append(
+                {"http_header": {"http_header_name": config["HttpHeaderName"], "values": config["Values"]}}
+            )
+        elif field == "query-string":
+            pairs = condition["QueryStringConfig"]["Values"]
+            converted.append({"query_strings": [{"key": pair.get("Key"), "value": pair["Value"]} for pair in pairs]})
+    return [*converted, {"http_header": {"http_header_name": header, "values": [color]}}]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +54,8 @@ class EnvironmentArgs:
     health_check_grace_period: int
     release_tags: dict[str, str]
     """The release the group runs, recorded on it so the next program run can tell a new release."""
+    test_routes: dict[str, TestRoute]
+    test_header: str
 
 
 class BlueGreenEnvironment(pulumi.ComponentResource):
@@ -83,6 +113,17 @@ class BlueGreenEnvironment(pulumi.ComponentResource):
             )
             for route in args.routes
         }
+
+        for route, test in args.test_routes.items():
+            aws.lb.ListenerRule(
+                f"{name}-{route}-test",
+                listener_arn=test.listener_arn,
+                priority=test.priority,
+                conditions=test_rule_conditions(test.conditions, args.test_header, args.color),
+                actions=[{"type": "forward", "target_group_arn": target_groups[route].arn}],
+                tags=test.tags,
+                opts=child,
+            )
 
         capacity = args.capacity
         group_tags = [{"key": key, "value": value, "propagate_at_launch": True} for key, value in tags.items()]

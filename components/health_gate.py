@@ -43,7 +43,20 @@ class SmokeCheck:
     url: str
     expected_status: int = 200
     body_pattern: str = ""
-    host: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    """The Host header, and the color header when the check goes through the route's test rule."""
+
+    @classmethod
+    def from_config(cls, check: dict[str, Any], test_header: str, color: str) -> "SmokeCheck":
+        headers = {"Host": check["host"]} if check["host"] else {}
+        if check["via_test_route"]:
+            headers[test_header] = color
+        return cls(
+            url=check["url"],
+            expected_status=check["expected_status"],
+            body_pattern=check["body_pattern"],
+            headers=headers,
+        )
 
     @property
     def shown(self) -> str:
@@ -54,7 +67,7 @@ class SmokeCheck:
     def request(self) -> tuple[str, dict[str, str]]:
         """The URL to open and its headers: credentials in the URL become a Basic Authorization header."""
         parts = urlsplit(self.url)
-        headers = {"Host": self.host} if self.host else {}
+        headers = dict(self.headers)
         if parts.username is None:
             return self.url, headers
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
@@ -68,7 +81,7 @@ class SmokeCheck:
             url=props["url"],
             expected_status=int(props.get("expected_status") or 200),
             body_pattern=props.get("body_pattern") or "",
-            host=props.get("host") or "",
+            headers=dict(props.get("headers") or {}),
         )
 
 

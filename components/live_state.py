@@ -7,7 +7,7 @@ describe_rules, describe_tags per 20 rules and per 20 target groups, describe_au
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,10 +15,13 @@ import pulumi
 from botocore.exceptions import ClientError
 
 from components.aws import AwsTarget
+from components.config import Settings
 
 COLOR_TAG = "bluegreen:color"
 VERSION_TAG = "bluegreen:version"
 SWITCHED_AT_TAG = "bluegreen:switched-at"
+MOVING_TO_TAG = "bluegreen:moving-to"
+"""Set while the switch shifts traffic in weighted steps: an interrupted move can be told from a hand-made split."""
 TAG_BATCH = 20  # describe_tags takes at most 20 ARNs
 
 
@@ -43,6 +46,20 @@ class RuleView:
     foreign: bool
     """Whether a target group outside this app receives some of its traffic."""
     tags: dict[str, str]
+    shares: dict[str, int]
+    """Percent of the rule's traffic each color receives (weighted forwards split it)."""
+    conditions: list[dict[str, Any]]
+
+    @property
+    def listener_arn(self) -> str:
+        """A rule's ARN is its listener's with one more path segment."""
+        head, _, _ = self.rule_arn.rpartition("/")
+        return head.replace(":listener-rule/", ":listener/", 1)
+
+    @property
+    def moving_to(self) -> str | None:
+        """The color an interrupted weighted move was shifting this rule to."""
+        return self.tags.get(MOVING_TO_TAG)
 
     @property
     def color(self) -> str | None:
@@ -73,16 +90,22 @@ class GroupView:
 
 
 def forward_targets(actions: list[dict[str, Any]]) -> tuple[str, ...]:
-    arns: list[str] = []
+    """Target groups that receive some of the traffic (a weight of 0 receives none)."""
+    return tuple(arn for arn, weight in forward_weights(actions).items() if weight > 0)
+
+
+def forward_weights(actions: list[dict[str, Any]]) -> dict[str, int]:
+    """Target group -> weight of the rule's forward action (a plain forward is one group at weight 1)."""
+    weights: dict[str, int] = {}
     for action in actions:
         if action["Type"] != "forward":
             continue
         weighted = action.get("ForwardConfig", {}).get("TargetGroups")
         if weighted:
-            arns += [group["TargetGroupArn"] for group in weighted if group.get("Weight", 1) > 0]
+            weights.update({group["TargetGroupArn"]: int(group.get("Weight", 1)) for group in weighted})
         elif action.get("TargetGroupArn"):
-            arns.append(action["TargetGroupArn"])
-    return tuple(dict.fromkeys(arns))
+            weights[action["TargetGroupArn"]] = 1
+    return weights
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:
@@ -125,6 +148,15 @@ def read_rules(target: AwsTarget, app_name: str, rule_arns: dict[str, str]) -> d
         group_tags = tags.get(target_group_arn, {})
         return group_tags.get("color") if group_tags.get("app") == app_name else None
 
+    def shares(actions: list[dict[str, Any]]) -> dict[str, int]:
+        weights = forward_weights(actions)
+        total = sum(weights.values()) or 1
+        by_color: dict[str, int] = {}
+        for arn, weight in weights.items():
+            if weight and (color := color_of(arn)):
+                by_color[color] = by_color.get(color, 0) + round(100 * weight / total)
+        return by_color
+
     return {
         route: RuleView(
             route=route,
@@ -134,6 +166,8 @@ def read_rules(target: AwsTarget, app_name: str, rule_arns: dict[str, str]) -> d
             colors=tuple(sorted({color for tg in forwards[arn] if (color := color_of(tg))})),
             foreign=any(color_of(tg) is None for tg in forwards[arn]),
             tags=tags.get(arn, {}),
+            shares=shares(rules[arn]["Actions"]),
+            conditions=rules[arn].get("Conditions", []),
         )
         for route, arn in rule_arns.items()
     }
@@ -165,15 +199,57 @@ class LiveState:
     rules: dict[str, RuleView]
     groups: list[GroupView]
     """This color's groups, newest first."""
+    alarms: dict[str, str] = field(default_factory=dict)
+    """State of each configured rollback alarm that exists, by name."""
+    priorities: dict[str, dict[int, dict[str, str]]] = field(default_factory=dict)
+    """Per listener, the tags of the rule at each priority a test route wants (absent: the priority is free)."""
 
     def serving(self, color: str) -> list[str]:
-        """Routes, sorted, whose rule sends all its traffic to this color."""
-        return sorted(route for route, rule in self.rules.items() if rule.color == color)
+        """Routes, sorted, whose rule sends any of its traffic to this color."""
+        return sorted(route for route, rule in self.rules.items() if color in rule.colors)
 
     @property
     def last_switch(self) -> datetime | None:
         return max((rule.switched_at for rule in self.rules.values() if rule.switched_at), default=None)
 
 
-def observe(target: AwsTarget, app_name: str, color: str, rule_arns: dict[str, str]) -> LiveState:
-    return LiveState(rules=read_rules(target, app_name, rule_arns), groups=read_groups(target, app_name, color))
+def read_alarms(target: AwsTarget, names: list[str]) -> dict[str, str]:
+    """State (OK, ALARM, INSUFFICIENT_DATA) of each alarm that exists, by name; one call per 100 names."""
+    cloudwatch, states = target.client("cloudwatch"), {}
+    for batch in _batches(names, 100):
+        for alarm in cloudwatch.describe_alarms(AlarmNames=batch)["MetricAlarms"]:
+            states[alarm["AlarmName"]] = alarm["StateValue"]
+    return states
+
+
+def read_priorities(target: AwsTarget, wanted: dict[str, set[int]]) -> dict[str, dict[int, dict[str, str]]]:
+    """Per listener, the tags of the rules that hold the wanted priorities."""
+    elbv2, found = target.client("elbv2"), {}
+    for listener, priorities in wanted.items():
+        pages = elbv2.get_paginator("describe_rules").paginate(ListenerArn=listener)
+        holders = {
+            int(rule["Priority"]): rule["RuleArn"]
+            for page in pages
+            for rule in page["Rules"]
+            if rule["Priority"].isdigit()
+        }
+        taken = {priority: holders[priority] for priority in priorities if priority in holders}
+        tags = resource_tags(elbv2, list(taken.values())) if taken else {}
+        found[listener] = {priority: tags.get(arn, {}) for priority, arn in taken.items()}
+    return found
+
+
+def observe(settings: Settings) -> LiveState:
+    """Everything the program reads at startup: rules, this color's groups, alarms, test rule priorities."""
+    target = settings.target
+    rules = read_rules(target, settings.app_name, settings.rule_arns)
+    wanted: dict[str, set[int]] = {}
+    for route in settings.routes:
+        if route.test_priorities:
+            wanted.setdefault(rules[route.name].listener_arn, set()).update(route.test_priorities.values())
+    return LiveState(
+        rules=rules,
+        groups=read_groups(target, settings.app_name, settings.color),
+        alarms=read_alarms(target, list(settings.rollout.alarms)) if settings.rollout.alarms else {},
+        priorities=read_priorities(target, wanted),
+    )

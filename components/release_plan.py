@@ -22,7 +22,7 @@ from typing import Any
 
 import pulumi
 
-from components.config import COLORS, Capacity, Settings
+from components.config import COLORS, Capacity, ConfigError, Settings
 from components.live_state import GroupView, LiveState, RuleView
 
 RELEASE_TAG_PREFIX = "bluegreen:release:"
@@ -73,7 +73,12 @@ class Release:
                 "instance_profile": _recorded(settings.instance_profile),
                 "subnet_ids": _recorded(list(settings.subnet_ids)),
                 "health_check_grace_period": str(settings.health_check_grace_period),
-                "routes": _recorded({route.name: vars(route) for route in settings.routes}),
+                "routes": _recorded(
+                    {
+                        route.name: {k: v for k, v in vars(route).items() if k != "test_priorities"}
+                        for route in settings.routes
+                    }
+                ),
             }
         )
 
@@ -105,12 +110,20 @@ class RouteStatus:
     def where(self) -> str:
         if self.rule.color:
             return self.rule.color
+        if len(self.rule.shares) > 1 and not self.rule.foreign:
+            return " / ".join(f"{color} {share} %" for color, share in sorted(self.rule.shares.items()))
         parts = list(self.rule.colors) + (["a target group outside bluegreen"] if self.rule.foreign else [])
         return _joined(parts) if parts else "nothing"
 
     def describe(self) -> str:
         if self.kind == "in_place":
             return f"{self.route}: on {self.active}"
+        if self.kind == "pending" and self.rule.moving_to:
+            verb = "finishes" if self.rule.moving_to == self.active else "reverts"
+            return (
+                f"{self.route}: on {self.where}, an interrupted move to {self.rule.moving_to}; "
+                f"{self.active}'s switch {verb} it: all of it to {self.active}"
+            )
         if self.kind == "pending":
             return f"{self.route}: on {self.where}; {self.active}'s switch moves it to {self.active}"
         last = self.rule.switched_color
@@ -128,6 +141,8 @@ def route_status(rule: RuleView, active: str) -> RouteStatus:
         kind = "pending"  # bluegreen's switch put it there for the other color, and config now names this one
     elif not rule.colors and not rule.switched_color:
         kind = "pending"  # never managed by bluegreen: the first release takes it over
+    elif len(rule.colors) == 2 and not rule.foreign and rule.moving_to in rule.colors:
+        kind = "pending"  # a weighted move bluegreen's switch did not finish: the live stack settles it
     else:
         kind = "drift"
     return RouteStatus(route=rule.route, rule=rule, active=active, kind=kind)
@@ -205,6 +220,17 @@ def _settled(plan: CapacityPlan, group: GroupView) -> CapacityPlan:
 
 
 @dataclass(frozen=True)
+class TestRoute:
+    """A rule on the route's listener that sends requests carrying the color header to this color."""
+
+    listener_arn: str
+    priority: int
+    conditions: list[dict[str, Any]]
+    """The production rule's own conditions (AWS's shape); the color header is added to them."""
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Plan:
     """What this update does to the color and its traffic."""
 
@@ -220,6 +246,7 @@ class Plan:
     routes: dict[str, RouteStatus]
     current_group: GroupView | None
     """The group that runs now, if any."""
+    test_routes: dict[str, TestRoute]
     changes: list[str]
     """Release fields this update changes: the group is replaced (all of them when there is no group yet)."""
     warnings: list[str] = field(default_factory=list)
@@ -310,8 +337,32 @@ class Plan:
         }
 
 
+def check_references(settings: Settings, live: LiveState) -> None:
+    """Config that names things in AWS: the rollback alarms exist, the test rules' priorities are free (P8)."""
+    missing = [name for name in settings.rollout.alarms if name not in live.alarms]
+    if missing:
+        raise ConfigError(f"bluegreen:rollback_alarms names CloudWatch alarms that do not exist: {', '.join(missing)}")
+    for route in settings.routes:
+        listener = live.rules[route.name].listener_arn
+        for color, priority in (route.test_priorities or {}).items():
+            holder = live.priorities.get(listener, {}).get(priority)
+            if (
+                holder is not None
+                and not test_rule_tags(settings.app_name, color, route.name).items() <= holder.items()
+            ):
+                raise ConfigError(
+                    f"bluegreen:routes.{route.name}.test_priorities.{color}: priority {priority} is taken on "
+                    f"listener {listener} by a rule that is not this route's {color} test rule"
+                )
+
+
+def test_rule_tags(app_name: str, color: str, route: str) -> dict[str, str]:
+    return {"app": app_name, "color": color, "route": route, "managed-by": "bluegreen", "bluegreen:test-route": "true"}
+
+
 def plan_release(settings: Settings, live: LiveState, template_hash: str, now: datetime) -> Plan:
     """Raises LiveColorChange when the update would touch the serving color, before anything is registered."""
+    check_references(settings, live)
     color = settings.color
     serving = live.serving(color)
     routes = {route: route_status(rule, settings.active_color) for route, rule in live.rules.items()}
@@ -348,6 +399,16 @@ def plan_release(settings: Settings, live: LiveState, template_hash: str, now: d
         routes=routes,
         current_group=current,
         changes=changes,
+        test_routes={
+            route.name: TestRoute(
+                listener_arn=live.rules[route.name].listener_arn,
+                priority=route.test_priorities[color],
+                conditions=live.rules[route.name].conditions,
+                tags=test_rule_tags(settings.app_name, color, route.name),
+            )
+            for route in settings.routes
+            if route.test_priorities
+        },
         warnings=warnings,
     )
     if plan.moves and drift:

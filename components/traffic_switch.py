@@ -14,20 +14,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pulumi
-from botocore.exceptions import BotoCoreError, ClientError
 from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ReadResult, Resource
 
 from components.aws import AwsTarget
+from components.config import Rollout
 from components.dynamic import BluegreenProvider, changed_fields, is_known
 from components.health_gate import FitnessCheck, wait_until_fit
-from components.live_state import COLOR_TAG, SWITCHED_AT_TAG, VERSION_TAG, RuleView, read_rules
+from components.live_state import COLOR_TAG, MOVING_TO_TAG, SWITCHED_AT_TAG, VERSION_TAG, read_rules
 from components.progress import report
+from components.rollout import RuleSetter, SwitchFailed, Watch, rollout_from_props, rollout_props, shift
 
 INTENT_FIELDS = ("rule_arns", "target_group_arns", "color", "version")
-
-
-class SwitchFailed(Exception):
-    """The switch did not happen; the message says which rule failed and where traffic is now."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +42,7 @@ class TrafficSwitchArgs:
     """Routes this update moves to this color, with where they are now (components/release_plan.py)."""
     drift: dict[str, str]
     """Routes moved by hand, described: the switch refuses to run while any."""
+    rollout: Rollout
 
     @classmethod
     def from_props(cls, props: dict[str, Any]) -> "TrafficSwitchArgs":
@@ -58,84 +56,47 @@ class TrafficSwitchArgs:
             fitness=FitnessCheck.from_props(props["fitness"]),
             moves=dict(props.get("moves") or {}),
             drift=dict(props.get("drift") or {}),
+            rollout=rollout_from_props(props["rollout"]),
         )
 
     def props(self) -> dict[str, Any]:
         fields = {name: getattr(self, name) for name in ("app_name", "color", "version", "rule_arns")}
-        extra = {"target_group_arns": self.target_group_arns, "moves": self.moves, "drift": self.drift}
+        extra = {
+            "target_group_arns": self.target_group_arns,
+            "moves": self.moves,
+            "drift": self.drift,
+            "rollout": rollout_props(self.rollout),
+        }
         return {**self.target.props(), **fields, **extra, "fitness": self.fitness.props()}
 
 
-def forwarding_to(actions: list[dict[str, Any]], target_group_arn: str) -> list[dict[str, Any]]:
-    """The rule's actions with every forward action sent to one target group; other actions kept."""
-    return [
-        {"Type": "forward", "TargetGroupArn": target_group_arn, **({"Order": a["Order"]} if "Order" in a else {})}
-        if a["Type"] == "forward"
-        else a
-        for a in actions
-    ]
-
-
-def _restore(elbv2: Any, before: dict[str, RuleView], moved: list[str]) -> list[str]:
-    """Puts the moved routes' rules back as they were; returns those that could not be put back."""
-    failed = []
-    for route in moved:
-        try:
-            elbv2.modify_rule(RuleArn=before[route].rule_arn, Actions=before[route].actions)
-        except (BotoCoreError, ClientError):
-            failed.append(route)
-    return failed
-
-
-def _move_all_or_none(
-    elbv2: Any, args: TrafficSwitchArgs, before: dict[str, RuleView], routes: list[str], source: str
-) -> None:
-    moved: list[str] = []
-    for route in routes:
-        target_group = args.target_group_arns[route]  # type: ignore[index]
-        try:
-            elbv2.modify_rule(RuleArn=args.rule_arns[route], Actions=forwarding_to(before[route].actions, target_group))
-        except (BotoCoreError, ClientError) as error:
-            unrestored = _restore(elbv2, before, moved)
-            if unrestored:
-                where = (
-                    f"RESTORE FAILED for {', '.join(unrestored)}: these rules still forward to {args.color}; "
-                    "fix them by hand"
-                )
-            elif moved:
-                where = f"traffic restored: {', '.join(moved)} back where they were; {route} never moved"
-            else:
-                where = "no rule was moved"
-            raise SwitchFailed(
-                f"switching route '{route}' (rule {args.rule_arns[route]}) to {args.color} failed: {error}; {where}"
-            ) from error
-        moved.append(route)
-        report(source, f"{route}: now forwarding to {args.color} ({target_group})")
-
-
 def switch(args: TrafficSwitchArgs, source: str) -> str:
-    """Verifies the color, then moves every rule not yet on it, all or none; returns the switch time."""
+    """Verifies the color, then moves every rule not yet on it in the rollout's steps; returns the switch time."""
     if args.drift:
         raise SwitchFailed(
             f"refusing to move traffic to {args.color}: {'; '.join(args.drift.values())}. This update did not make "
             f"{args.color} live, so the switch does not take that traffic back"
         )
     elbv2 = args.target.client("elbv2")
-    before = read_rules(args.target, args.app_name, args.rule_arns)
-    to_move = sorted(
-        route
-        for route, rule in before.items()
-        if rule.target_group_arns != (args.target_group_arns[route],)  # type: ignore[index]
-    )
-    for route in to_move:
-        if not any(action["Type"] == "forward" for action in before[route].actions):
-            raise SwitchFailed(
-                f"rule {before[route].rule_arn} of route '{route}' has no forward action; nothing was moved"
-            )
-    if to_move:
-        report(source, f"verifying {args.color} right before moving {', '.join(to_move)}")
+    rules = read_rules(args.target, args.app_name, args.rule_arns)
+    ours: dict[str, str] = dict(args.target_group_arns)  # type: ignore[arg-type]
+    moving = {route: rule for route, rule in rules.items() if rule.target_group_arns != (ours[route],)}
+    for route, rule in moving.items():
+        if not any(action["Type"] == "forward" for action in rule.actions):
+            raise SwitchFailed(f"rule {rule.rule_arn} of route '{route}' has no forward action; nothing was moved")
+    if moving:
+        report(source, f"verifying {args.color} right before moving {', '.join(sorted(moving))}")
         wait_until_fit(args.target, args.fitness, source)
-        _move_all_or_none(elbv2, args, before, to_move, source)
+        arns = [args.rule_arns[route] for route in moving]
+        elbv2.add_tags(ResourceArns=arns, Tags=[{"Key": MOVING_TO_TAG, "Value": args.color}])
+        watch = Watch(args.target, args.fitness, args.rollout.alarms)
+        try:
+            shift(RuleSetter(elbv2, args.rule_arns, args.color), moving, ours, args.rollout, watch, source)
+        except SwitchFailed:
+            elbv2.remove_tags(ResourceArns=arns, TagKeys=[MOVING_TO_TAG])
+            raise
+        elbv2.remove_tags(ResourceArns=arns, TagKeys=[MOVING_TO_TAG])
+        report(source, f"{', '.join(sorted(moving))}: all traffic on {args.color}")
     switched_at = datetime.now(UTC).isoformat()
     tags = {COLOR_TAG: args.color, VERSION_TAG: args.version, SWITCHED_AT_TAG: switched_at}
     elbv2.add_tags(ResourceArns=list(args.rule_arns.values()), Tags=[{"Key": k, "Value": v} for k, v in tags.items()])

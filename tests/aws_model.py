@@ -20,6 +20,13 @@ PROVIDER = "pulumi:providers:aws"
 TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 GROUP = "aws:autoscaling/group:Group"
+LISTENER_RULE = "aws:lb/listenerRule:ListenerRule"
+CONDITION_FIELDS = {
+    "hostHeader": ("host-header", "HostHeaderConfig"),
+    "pathPattern": ("path-pattern", "PathPatternConfig"),
+    "httpRequestMethod": ("http-request-method", "HttpRequestMethodConfig"),
+    "sourceIp": ("source-ip", "SourceIpConfig"),
+}
 
 
 def _unique_suffix() -> str:
@@ -55,7 +62,7 @@ class AwsModel:
         return self.clients[service]
 
     def handles(self, type_: str) -> bool:
-        return type_ in (PROVIDER, TARGET_GROUP, LAUNCH_TEMPLATE, GROUP)
+        return type_ in (PROVIDER, TARGET_GROUP, LAUNCH_TEMPLATE, GROUP, LISTENER_RULE)
 
     # -- check: defaults the provider fills in before diff ------------------------------------------------
 
@@ -72,6 +79,7 @@ class AwsModel:
         TARGET_GROUP: ("name", "namePrefix", "port", "protocol", "vpcId", "targetType"),
         LAUNCH_TEMPLATE: ("name", "namePrefix"),
         GROUP: ("name", "namePrefix"),
+        LISTENER_RULE: ("listenerArn",),
         PROVIDER: (),
     }
     # Outputs a preview cannot know after an update that changes these inputs.
@@ -107,6 +115,7 @@ class AwsModel:
             TARGET_GROUP: self._create_target_group,
             LAUNCH_TEMPLATE: self._create_launch_template,
             GROUP: self._create_group,
+            LISTENER_RULE: self._create_listener_rule,
         }[type_]
         return create(props)
 
@@ -120,6 +129,8 @@ class AwsModel:
             return self._update_launch_template(id_, olds, news, changed)
         elif type_ == GROUP:
             self._update_group(id_, olds, news, changed)
+        elif type_ == LISTENER_RULE:
+            self._update_listener_rule(id_, news, changed)
         kept = {key: olds[key] for key in ignore if key in olds}
         return {**olds, **news, **kept}
 
@@ -130,6 +141,8 @@ class AwsModel:
             self.client("ec2").delete_launch_template(LaunchTemplateId=id_)
         elif type_ == GROUP:
             self.client("autoscaling").delete_auto_scaling_group(AutoScalingGroupName=id_, ForceDelete=True)
+        elif type_ == LISTENER_RULE:
+            self.client("elbv2").delete_rule(RuleArn=id_)
 
     def read(self, type_: str, id_: str, props: dict[str, Any]) -> dict[str, Any] | None:
         """The outputs refreshed from AWS, or None when the resource is gone."""
@@ -296,3 +309,44 @@ class AwsModel:
                 )
         if "tags" in changed:
             autoscaling.create_or_update_tags(Tags=self._group_tags(name, news))
+
+    # -- listener rules -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _conditions(props: dict[str, Any]) -> list[dict[str, Any]]:
+        conditions = []
+        for condition in props.get("conditions") or []:
+            for argument, value in condition.items():
+                if argument in CONDITION_FIELDS:
+                    field, config = CONDITION_FIELDS[argument]
+                    conditions.append({"Field": field, config: {"Values": value["values"]}})
+                elif argument == "httpHeader":
+                    config = {"HttpHeaderName": value["httpHeaderName"], "Values": value["values"]}
+                    conditions.append({"Field": "http-header", "HttpHeaderConfig": config})
+                elif argument == "queryStrings":
+                    pairs = [{"Key": pair.get("key"), "Value": pair["value"]} for pair in value]
+                    conditions.append({"Field": "query-string", "QueryStringConfig": {"Values": pairs}})
+        return conditions
+
+    @staticmethod
+    def _actions(props: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"Type": action["type"], "TargetGroupArn": action["targetGroupArn"]} for action in props["actions"]]
+
+    def _create_listener_rule(self, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        rule = self.client("elbv2").create_rule(
+            ListenerArn=props["listenerArn"],
+            Priority=int(props["priority"]),
+            Conditions=self._conditions(props),
+            Actions=self._actions(props),
+            Tags=self._tags(props.get("tags")),
+        )["Rules"][0]
+        return rule["RuleArn"], {**props, "arn": rule["RuleArn"]}
+
+    def _update_listener_rule(self, arn: str, props: dict[str, Any], changed: list[str]) -> None:
+        elbv2 = self.client("elbv2")
+        if {"conditions", "actions"} & set(changed):
+            elbv2.modify_rule(RuleArn=arn, Conditions=self._conditions(props), Actions=self._actions(props))
+        if "priority" in changed:
+            elbv2.set_rule_priorities(RulePriorities=[{"RuleArn": arn, "Priority": int(props["priority"])}])
+        if "tags" in changed:
+            elbv2.add_tags(ResourceArns=[arn], Tags=self._tags(props["tags"]))

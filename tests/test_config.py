@@ -232,7 +232,13 @@ def test_smoke_checks_are_read_with_defaults(config_project: Project) -> None:
         config_project, "blue", smoke_checks=[{"url": "https://green.example/health", "host": "app.example"}]
     )
     assert settings.smoke_checks == (
-        {"url": "https://green.example/health", "expected_status": 200, "body_pattern": "", "host": "app.example"},
+        {
+            "url": "https://green.example/health",
+            "expected_status": 200,
+            "body_pattern": "",
+            "host": "app.example",
+            "via_test_route": False,
+        },
     )
 
 

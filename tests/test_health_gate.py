@@ -116,15 +116,22 @@ def test_gate_makes_no_write(world: World, green: ColorEnvironment, api_calls: C
 
 
 def test_smoke_check_failure_fails_the_gate(world: World, green: ColorEnvironment, smoke_server: str) -> None:
-    checks = [{"url": f"{smoke_server}/broken", "expected_status": 200.0, "body_pattern": "", "host": ""}]
+    checks = [{"url": f"{smoke_server}/broken", "expected_status": 200.0, "body_pattern": "", "headers": {}}]
     with pytest.raises(GateFailed, match=r"/broken.*500"):
         HealthGateProvider().create(gate_props(world, green, smoke_checks=checks))
 
 
 def test_smoke_check_checks_status_body_and_host(world: World, green: ColorEnvironment, smoke_server: str) -> None:
-    checks = [{"url": f"{smoke_server}/health", "expected_status": 200.0, "body_pattern": "ok", "host": "app.example"}]
+    checks = [
+        {
+            "url": f"{smoke_server}/health",
+            "expected_status": 200.0,
+            "body_pattern": "ok",
+            "headers": {"Host": "app.example"},
+        }
+    ]
     assert HealthGateProvider().create(gate_props(world, green, smoke_checks=checks)).outs["passed_at"]
-    wrong_host = [{**checks[0], "host": "other.example"}]
+    wrong_host = [{**checks[0], "headers": {"Host": "other.example"}}]
     with pytest.raises(GateFailed, match="body"):
         HealthGateProvider().create(gate_props(world, green, smoke_checks=wrong_host))
 
@@ -201,7 +208,7 @@ def test_gate_fails_while_an_extra_instance_runs_another_image(world: World, gre
 def test_an_http_level_error_fails_the_check_instead_of_the_gate(
     world: World, green: ColorEnvironment, smoke_server: str
 ) -> None:
-    checks = [{"url": f"{smoke_server}/garbage", "expected_status": 200.0, "body_pattern": "", "host": ""}]
+    checks = [{"url": f"{smoke_server}/garbage", "expected_status": 200.0, "body_pattern": "", "headers": {}}]
     with pytest.raises(GateFailed, match=r"smoke check http://127\.0\.0\.1:\d+/garbage: BadStatusLine"):
         HealthGateProvider().create(gate_props(world, green, smoke_checks=checks))
 
@@ -210,7 +217,7 @@ def test_credentials_in_a_smoke_url_authenticate_and_are_never_shown(
     world: World, green: ColorEnvironment, smoke_server: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = smoke_server.replace("http://", "http://deploy:s3cret@") + "/private?token=t0ken"
-    checks = [{"url": url, "expected_status": 200.0, "body_pattern": "ok", "host": ""}]
+    checks = [{"url": url, "expected_status": 200.0, "body_pattern": "ok", "headers": {}}]
     assert HealthGateProvider().create(gate_props(world, green, smoke_checks=checks)).outs["passed_at"]
     wrong = [{**checks[0], "url": url.replace("s3cret", "wr0ng")}]
     with pytest.raises(GateFailed) as failed:

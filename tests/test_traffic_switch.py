@@ -24,6 +24,7 @@ def switch_props(world: World, environment: ColorEnvironment, **overrides: Any) 
         "fitness": gate_props(world, environment)["fitness"],
         "moves": dict.fromkeys(world.rule_arns, "blue"),
         "drift": {},
+        "rollout": {"steps": [100.0], "step_wait_seconds": 0.0, "bake_seconds": 0.0, "alarms": []},
         **overrides,
     }
 
@@ -89,7 +90,7 @@ def test_a_rule_that_cannot_be_restored_is_named(
         return real_modify_rule(self, rule_arn, *args, **kwargs)
 
     monkeypatch.setattr(models.ELBv2Backend, "modify_rule", modify_rule)
-    with pytest.raises(SwitchFailed, match="RESTORE FAILED for api: these rules still forward to green"):
+    with pytest.raises(SwitchFailed, match="RESTORE FAILED for api: they still send traffic to green"):
         TrafficSwitchProvider().create(switch_props(world, green))
     assert world.rule_targets()["api"] == on(green)["api"]
 
