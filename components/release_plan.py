@@ -22,7 +22,7 @@ from typing import Any
 
 import pulumi
 
-from components.config import COLORS, Capacity, ConfigError, Settings
+from components.config import COLORS, Capacity, ConfigError, Rollout, Settings
 from components.live_state import GroupView, LiveState, RuleView
 
 RELEASE_TAG_PREFIX = "bluegreen:release:"
@@ -247,6 +247,7 @@ class Plan:
     current_group: GroupView | None
     """The group that runs now, if any."""
     test_routes: dict[str, TestRoute]
+    rollout: Rollout
     changes: list[str]
     """Release fields this update changes: the group is replaced (all of them when there is no group yet)."""
     warnings: list[str] = field(default_factory=list)
@@ -307,10 +308,18 @@ class Plan:
             if status.kind == "pending":
                 moving.setdefault(f"{status.where} -> {status.active}", []).append(route)
         traffic = "; ".join(f"{_joined(sorted(routes))} move {move}" for move, routes in moving.items())
+        rollout = self.rollout
+        if moving and (rollout.steps != (100,) or rollout.bake_seconds or rollout.alarms):
+            traffic += f" in steps of {', '.join(f'{step} %' for step in self.rollout.steps)} ({self._watched()})"
         traffic = traffic or (f"serves {_joined(self.serving)}" if self.serving else "serves nothing")
         if self.drift:
             traffic += f"; drift by hand on {_joined(sorted(self.drift))}"
         return f"{self.color}: {release}; capacity {capacity}; traffic: {traffic}"
+
+    def _watched(self) -> str:
+        rollout = self.rollout
+        alarms = f"rollback alarms: {', '.join(rollout.alarms)}" if rollout.alarms else "no rollback alarms"
+        return f"{rollout.step_wait_seconds} s apart, then {rollout.bake_seconds} s bake; {alarms}"
 
     @property
     def _baked(self) -> bool:
@@ -398,6 +407,7 @@ def plan_release(settings: Settings, live: LiveState, template_hash: str, now: d
         capacity=plan_capacity(settings, live, group, bool(drift), now),
         routes=routes,
         current_group=current,
+        rollout=settings.rollout,
         changes=changes,
         test_routes={
             route.name: TestRoute(

@@ -105,7 +105,8 @@ def impaired(monkeypatch: pytest.MonkeyPatch) -> set[str]:
 @pytest.fixture(scope="session")
 def smoke_server() -> Iterator[str]:
     """A local HTTP app for smoke checks: /health says ok to Host app.example, /broken answers 500,
-    /garbage answers no HTTP at all, /private says ok to Basic deploy:s3cret only."""
+    /garbage answers no HTTP at all, /private says ok to Basic deploy:s3cret only, /colored echoes the
+    color header."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -117,6 +118,8 @@ def smoke_server() -> Iterator[str]:
             status, body = (500, b"boom") if self.path == "/broken" else (200, b"nope")
             if self.path == "/health" and self.headers.get("Host") == "app.example":
                 body = b"ok"
+            if self.path == "/colored":
+                body = (self.headers.get("X-Bluegreen-Color") or "none").encode()
             if self.path.startswith("/private"):
                 allowed = self.headers.get("Authorization") == "Basic ZGVwbG95OnMzY3JldA=="
                 status, body = (200, b"ok") if allowed else (401, b"who are you")
