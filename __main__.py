@@ -32,7 +32,7 @@ plan = plan_release(settings, live, image_hash, datetime.now(UTC))
 plan.announce()
 
 name = f"{settings.app_name}-{settings.color}"
-image_id = release_image(f"{name}-image", settings, image_hash, plan.deferred)
+image_id, image = release_image(f"{name}-image", settings, image_hash, plan.deferred)
 environment = BlueGreenEnvironment(
     name,
     EnvironmentArgs(
@@ -40,6 +40,7 @@ environment = BlueGreenEnvironment(
         color=settings.color,
         version=settings.version,
         image_id=image_id,
+        image=image,
         instance_type=settings.instance_type,
         key_name=settings.key_name,
         security_group_ids=settings.security_group_ids,
@@ -52,6 +53,7 @@ environment = BlueGreenEnvironment(
         release_tags=plan.release.tags(),
         test_routes=plan.test_routes,
         test_header=settings.test_header,
+        settled=plan.settled_group,
     ),
     pulumi.ResourceOptions(providers=[aws_provider(f"{name}-aws", settings.target)], protect=plan.protect),
 )

@@ -233,14 +233,16 @@ class BakedImage(Resource, module="bluegreen", name="BakedImage"):
         super().__init__(BakedImageProvider(), name, {**args.props(), **outputs}, opts)
 
 
-def release_image(name: str, settings: Settings, template_hash: str, keep: list[str]) -> pulumi.Input[str]:
-    """The AMI the release runs: the configured image_id, or a BakedImage built from image/.
+def release_image(
+    name: str, settings: Settings, template_hash: str, keep: list[str]
+) -> tuple[pulumi.Input[str], "BakedImage | None"]:
+    """The AMI the release runs, and the BakedImage that builds it (none for a configured image_id).
 
     `keep` names image inputs (release fields) the engine must leave as they are: a serving color
     keeps the image it runs until its next release.
     """
     if settings.image_id:
-        return settings.image_id
+        return settings.image_id, None
     image = BakedImage(
         name,
         BakedImageArgs(
@@ -264,4 +266,4 @@ def release_image(name: str, settings: Settings, template_hash: str, keep: list[
             ignore_changes=[KEPT_INPUTS[key] for key in keep], additional_secret_outputs=["variables"]
         ),
     )
-    return image.ami_id
+    return image.ami_id, image

@@ -437,11 +437,17 @@ def _region() -> str:
     return region
 
 
-def _color(config: pulumi.Config) -> str:
+def _color(config: pulumi.Config, project_dir: Path) -> str:
+    """A stack's own color: never shared (two stacks of one color would fight), never another stack's name."""
     explicit = config.require("color")
-    if explicit:
-        return _choice(explicit, "color", COLORS)
     stack = pulumi.get_stack()
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    if _project_value((project.get("config") or {}).get("color")):
+        raise ConfigError(f"{_key('color')} is set in Pulumi.yaml, where both stacks read it: set it per stack only")
+    if explicit:
+        if stack in COLORS and explicit != stack:
+            raise ConfigError(f"{_key('color')} is '{explicit}' for the stack named {stack}: one stack per color")
+        return _choice(explicit, "color", COLORS)
     if stack not in COLORS:
         raise ConfigError(f"{_key('color')} must be set to 'blue' or 'green': stack '{stack}' is not named for a color")
     return stack
@@ -483,7 +489,7 @@ def load(project_dir: Path) -> Settings:
     app_name = _matching(config.require("app_name"), "app_name", APP_NAME_PATTERN, "lowercase letters, digits, '-'")
     return Settings(
         app_name=app_name,
-        color=_color(config),
+        color=_color(config, project_dir),
         active_color=_active_color(config, project_dir),
         version=_matching(
             config.require("version"), "version", VERSION_PATTERN, "semver-like, e.g. 1.2.3 or 1.2.3-rc.1"

@@ -14,7 +14,7 @@ from pulumi.dynamic import Resource
 
 from components.aws import AwsTarget
 from components.dynamic import BluegreenProvider
-from components.live_state import read_rules
+from components.live_state import RuleMissing, read_rules
 from components.release_plan import LiveColorChange, other_color
 
 INPUTS = ("app_name", "color", "rule_arns")
@@ -51,7 +51,13 @@ class DestroyGuardProvider(BluegreenProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         args = DestroyGuardArgs.from_props(props)
-        rules = read_rules(args.target, args.app_name, args.rule_arns)
+        rule_arns = dict(args.rule_arns)
+        while True:
+            try:
+                rules = read_rules(args.target, args.app_name, rule_arns)
+                break
+            except RuleMissing as missing:
+                rule_arns.pop(missing.route)  # a rule deleted since sends no traffic anywhere
         serving = sorted(route for route, rule in rules.items() if args.color in rule.colors)
         if serving:
             other = other_color(args.color)

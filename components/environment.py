@@ -43,6 +43,8 @@ class EnvironmentArgs:
     color: str
     version: str
     image_id: pulumi.Input[str]
+    image: pulumi.Resource | None
+    """The BakedImage, if any: the group depends on it directly, so a replaced group is deleted before its image."""
     instance_type: str
     key_name: str | None
     security_group_ids: tuple[str, ...]
@@ -56,6 +58,8 @@ class EnvironmentArgs:
     """The release the group runs, recorded on it so the next program run can tell a new release."""
     test_routes: dict[str, TestRoute]
     test_header: str
+    settled: tuple[str, ...]
+    """Group properties to leave as they are (the template version, when the release is unchanged)."""
 
 
 class BlueGreenEnvironment(pulumi.ComponentResource):
@@ -148,7 +152,11 @@ class BlueGreenEnvironment(pulumi.ComponentResource):
             tags=group_tags,
             opts=pulumi.ResourceOptions.merge(
                 child,
-                pulumi.ResourceOptions(replace_on_changes=["launchTemplate"], ignore_changes=list(capacity.settled)),
+                pulumi.ResourceOptions(
+                    replace_on_changes=["launchTemplate"],
+                    ignore_changes=[*capacity.settled, *args.settled],
+                    depends_on=[args.image] if args.image else [],
+                ),
             ),
         )
 

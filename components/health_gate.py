@@ -16,7 +16,7 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,7 @@ from pulumi.dynamic import DiffResult, Resource
 
 from components.aws import AwsTarget
 from components.dynamic import BluegreenProvider, changed_fields, is_known, normalized
+from components.live_state import batches
 from components.progress import masked, report
 
 STATUS_BATCH = 100  # describe_instance_status takes at most 100 explicit instance ids
@@ -158,6 +159,8 @@ class InstanceView:
 class Observation:
     desired: int
     instances: list[InstanceView] = field(default_factory=list)
+    strangers: dict[str, list[str]] = field(default_factory=dict)
+    """Per route, targets registered in the color's target group that are not this group's instances."""
 
 
 @dataclass(frozen=True)
@@ -165,11 +168,6 @@ class Verdict:
     fit: bool
     required: int
     progress: str
-
-
-def _batches(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 @dataclass(frozen=True)
@@ -200,16 +198,19 @@ def observe(check: FitnessCheck, clients: GateClients) -> Observation:
         for reservation in page["Reservations"]:
             images.update({instance["InstanceId"]: instance["ImageId"] for instance in reservation["Instances"]})
     statuses: dict[str, tuple[str, str]] = {}
-    for batch in _batches(ids, STATUS_BATCH):
+    for batch in batches(ids, STATUS_BATCH):
         for status in ec2.describe_instance_status(InstanceIds=batch, IncludeAllInstances=True)["InstanceStatuses"]:
             statuses[status["InstanceId"]] = (status["SystemStatus"]["Status"], status["InstanceStatus"]["Status"])
     health: dict[str, dict[str, TargetView]] = {}
+    strangers: dict[str, list[str]] = {}
     for route, arn in check.routes.items():
         for description in elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]:
-            target = description["TargetHealth"]
-            health.setdefault(description["Target"]["Id"], {})[route] = TargetView(
+            target, target_id = description["TargetHealth"], description["Target"]["Id"]
+            health.setdefault(target_id, {})[route] = TargetView(
                 target["State"], target.get("Reason", ""), target.get("Description", "")
             )
+            if target_id not in ids and target["State"] not in ("draining", "unused"):
+                strangers.setdefault(route, []).append(target_id)
     instances = [
         InstanceView(
             instance_id=member["InstanceId"],
@@ -225,11 +226,14 @@ def observe(check: FitnessCheck, clients: GateClients) -> Observation:
         )
         for member in members
     ]
-    return Observation(desired=groups[0]["DesiredCapacity"], instances=instances)
+    return Observation(desired=groups[0]["DesiredCapacity"], instances=instances, strangers=strangers)
 
 
-def judge(observation: Observation, check: FitnessCheck) -> Verdict:
-    """Whether the observed instances make the color fit, and a one-line account of where it stands."""
+def judge(observation: Observation, check: FitnessCheck, exclusive: bool = False) -> Verdict:
+    """Whether the observed instances make the color fit, and a one-line account of where it stands.
+
+    `exclusive`: right before traffic moves, no target outside the group may take requests in its target groups.
+    """
     required = max(check.expected_count, observation.desired)
     instances = observation.instances
     in_service = [i for i in instances if i.lifecycle == "InService" and i.asg_health == "Healthy"]
@@ -251,6 +255,10 @@ def judge(observation: Observation, check: FitnessCheck) -> Verdict:
         healthy_everywhere &= healthy == len(on_image)
         route_parts.append(f"{route}: {healthy}/{required} healthy")
     checked = sum(1 for i in on_image if i.status_ok)
+    strangers = {route: ids for route, ids in observation.strangers.items() if exclusive and ids}
+    route_parts += [
+        f"{route} also sends requests to {', '.join(ids)}, outside the group" for route, ids in strangers.items()
+    ]
     progress = "; ".join([", ".join(parts), *route_parts, f"status checks {checked}/{required} ok"])
     fit = (
         len(on_image) >= required
@@ -258,6 +266,7 @@ def judge(observation: Observation, check: FitnessCheck) -> Verdict:
         and not unhealthy_in_group
         and healthy_everywhere
         and checked == len(on_image)
+        and not strangers
     )
     return Verdict(fit=fit, required=required, progress=progress)
 
@@ -304,6 +313,7 @@ def wait_until_fit(
     target: AwsTarget,
     check: FitnessCheck,
     source: str,
+    exclusive: bool = False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[InstanceView]:
@@ -316,7 +326,7 @@ def wait_until_fit(
     last_progress = ""
     while True:
         observation = observe(check, clients)
-        verdict = judge(observation, check)
+        verdict = judge(observation, check, exclusive)
         problems = [] if not verdict.fit else [p for p in map(run_smoke_check, check.smoke_checks) if p]
         progress = "; ".join([verdict.progress, *problems])
         if progress != last_progress:

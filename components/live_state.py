@@ -30,6 +30,7 @@ class RuleMissing(pulumi.RunError):
 
     def __init__(self, route: str, rule_arn: str) -> None:
         super().__init__(f"bluegreen:routes.{route}.rule_arn names no existing listener rule: {rule_arn}")
+        self.route = route
 
 
 @dataclass(frozen=True)
@@ -108,14 +109,14 @@ def forward_weights(actions: list[dict[str, Any]]) -> dict[str, int]:
     return weights
 
 
-def _batches(items: list[str], size: int) -> Iterator[list[str]]:
+def batches(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
 def resource_tags(elbv2: Any, arns: list[str]) -> dict[str, dict[str, str]]:
     tags: dict[str, dict[str, str]] = {}
-    for batch in _batches(sorted(set(arns)), TAG_BATCH):
+    for batch in batches(sorted(set(arns)), TAG_BATCH):
         for description in elbv2.describe_tags(ResourceArns=batch)["TagDescriptions"]:
             tags[description["ResourceArn"]] = {tag["Key"]: tag["Value"] for tag in description["Tags"]}
     return tags
@@ -216,7 +217,7 @@ class LiveState:
 def read_alarms(target: AwsTarget, names: list[str]) -> dict[str, str]:
     """State (OK, ALARM, INSUFFICIENT_DATA) of each alarm that exists, by name; one call per 100 names."""
     cloudwatch, states = target.client("cloudwatch"), {}
-    for batch in _batches(names, 100):
+    for batch in batches(names, 100):
         for alarm in cloudwatch.describe_alarms(AlarmNames=batch)["MetricAlarms"]:
             states[alarm["AlarmName"]] = alarm["StateValue"]
     return states

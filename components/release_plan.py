@@ -128,17 +128,19 @@ class RouteStatus:
             return f"{self.route}: on {self.where}; {self.active}'s switch moves it to {self.active}"
         last = self.rule.switched_color
         at = f" at {self.rule.tags.get('bluegreen:switched-at')}" if last else ""
+        adopt = f" or active_color names {self.where}" if self.rule.color else ""
         return (
             f"{self.route}: forwards to {self.where} by hand (bluegreen's switch last put it on {last or 'nothing'}"
-            f"{at}); traffic stays there until a person moves it or active_color names {self.where}"
+            f"{at}); traffic stays there until a person moves it{adopt}"
         )
 
 
 def route_status(rule: RuleView, active: str) -> RouteStatus:
+    placed = (rule.switched_color, rule.moving_to)
     if rule.color == active:
         kind = "in_place"
-    elif rule.color is not None and rule.switched_color == rule.color:
-        kind = "pending"  # bluegreen's switch put it there for the other color, and config now names this one
+    elif rule.color is not None and rule.color in placed:
+        kind = "pending"  # bluegreen's switch put it there (or was putting it there), and config now names the other
     elif not rule.colors and not rule.switched_color:
         kind = "pending"  # never managed by bluegreen: the first release takes it over
     elif len(rule.colors) == 2 and not rule.foreign and rule.moving_to in rule.colors:
@@ -167,8 +169,8 @@ def _never_lower(config: Capacity, group: GroupView) -> Capacity:
     return Capacity(
         min_size=max(config.min_size, group.min_size),
         max_size=max(config.max_size, group.max_size),
-        # Back from idle capacity, start at the configured count; otherwise autoscaling owns desired.
-        desired=group.desired if group.min_size >= config.min_size else max(config.desired, group.desired),
+        # desired_capacity is a floor an update restores; above it, autoscaling owns desired.
+        desired=max(config.desired, group.desired),
     )
 
 
@@ -338,6 +340,12 @@ class Plan:
             for route, status in self.routes.items()
         }
 
+    @property
+    def settled_group(self) -> tuple[str, ...]:
+        """With the release unchanged the group keeps its template version, whatever a refresh read from AWS
+        (a version made in the console must not replace the group)."""
+        return ("launchTemplate",) if self.current_group is not None and not self.changes else ()
+
     def traffic(self) -> dict[str, str]:
         """Per route: where it forwards now, and where the live stack's switch moves it."""
         return {
@@ -383,9 +391,19 @@ def plan_release(settings: Settings, live: LiveState, template_hash: str, now: d
     deferred: list[str] = []
     warnings = [f"drift: {status.describe()}" for status in drift]
     release = wanted
-    if running is not None:
+    promoted = settings.is_live and any(status.kind == "pending" for status in routes.values())
+    if group is not None and running is not None:
+        unrecorded = [key for key in wanted.fields if key not in running.fields]
+        if unrecorded:
+            # A group made by an earlier version of this program, or tags removed by hand: adopt it as it runs.
+            running = Release({**{key: wanted.fields[key] for key in unrecorded}, **running.fields})
+            warnings.append(
+                f"{group.name} has no record of {_joined(unrecorded)}: taken as configured; "
+                "`pulumi up --refresh` writes the record on the group"
+            )
         changes = wanted.changes_from(running)
-        if serving:
+        if serving or promoted:
+            # The color takes (or keeps) traffic in this update: it does so with the release it runs.
             deferred = [key for key in changes if key in DEFERRED_FIELDS]
             refused = [key for key in changes if key not in DEFERRED_FIELDS]
             if refused:
@@ -393,10 +411,11 @@ def plan_release(settings: Settings, live: LiveState, template_hash: str, now: d
             release, changes = wanted.keeping(running, deferred), []
             if deferred:
                 warnings.append(
-                    f"{color} serves {_joined(serving)} and keeps the image it runs: the change of "
-                    f"{_joined(deferred)} (image/ or its build settings) waits for {color}'s next release"
+                    f"{color} keeps the image it runs while it takes traffic: the change of {_joined(deferred)} "
+                    f"(image/ or its build settings) waits for {color}'s next release"
                 )
         elif changes:
+            _refuse_while_draining(settings, live, group, now)
             group = None  # a new release: the engine replaces the group, and the new one starts at live capacity
     plan = Plan(
         color=color,
@@ -429,13 +448,42 @@ def plan_release(settings: Settings, live: LiveState, template_hash: str, now: d
     return plan
 
 
+def _refuse_while_draining(settings: Settings, live: LiveState, group: GroupView, now: datetime) -> None:
+    """A group that served until the last switch still has requests in flight until the drain delay passed."""
+    last = live.last_switch
+    if last is None or group.created > last:
+        return
+    drained_at = last + timedelta(seconds=settings.drain_seconds)
+    if now < drained_at:
+        raise LiveColorChange(
+            f"{settings.color} may have served traffic until {last.isoformat(timespec='seconds')}: its group "
+            f"{group.name} drains until {drained_at.isoformat(timespec='seconds')}. Release {settings.color} after "
+            "that; a new release now would delete the old group while requests are in flight"
+        )
+
+
+def _shown(value: str | None) -> str:
+    if not value:
+        return "not recorded"
+    return "changed" if value.startswith("sha256:") else value
+
+
 def _refusal(settings: Settings, serving: list[str], keys: list[str], wanted: Release, running: Release) -> str:
     color, other = settings.color, other_color(settings.color)
     changes = ", ".join(
-        f"bluegreen:{key} ({running.fields.get(key) or 'not recorded'} -> {wanted.fields[key]})" for key in keys
+        f"bluegreen:{key} ({_shown(running.fields.get(key))} -> {_shown(wanted.fields[key])})"
+        if not wanted.fields[key].startswith("sha256:")
+        else f"bluegreen:{key} (changed)"
+        for key in keys
     )
+    if serving:
+        return (
+            f"{color} still serves {_joined(serving)}; deploy to {other} and promote it instead: this update changes "
+            f"{changes}, which would replace or change the instances taking traffic. Set the new release on the "
+            f"{other} stack, `pulumi up` it, then set active_color: {other} in Pulumi.yaml"
+        )
     return (
-        f"{color} still serves {_joined(serving)}; deploy to {other} and promote it instead: this update changes "
-        f"{changes}, which would replace or change the instances taking traffic. Set the new release on the "
-        f"{other} stack, `pulumi up` it, then set active_color: {other} in Pulumi.yaml"
+        f"{color} takes the traffic in this update (a promotion or a rollback) and does so with the release it runs, "
+        f"but this update also changes {changes}. Promote first and deploy the change to the idle color after, or "
+        f"deploy it to {color} before its promotion"
     )

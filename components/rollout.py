@@ -125,7 +125,7 @@ class Watch:
             firing = [alarm for alarm in described if alarm["StateValue"] == "ALARM"]
             if firing:
                 return "; ".join(f"alarm {a['AlarmName']} is in ALARM ({a.get('StateReason', '')})" for a in firing)
-        verdict = judge(observe(self.fitness, self.clients), self.fitness)
+        verdict = judge(observe(self.fitness, self.clients), self.fitness, exclusive=True)
         if not verdict.fit:
             return f"the color is no longer fit for traffic: {verdict.progress}"
         failed = [problem for problem in map(run_smoke_check, self.fitness.smoke_checks) if problem]

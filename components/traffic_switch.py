@@ -20,7 +20,16 @@ from components.aws import AwsTarget
 from components.config import Rollout
 from components.dynamic import BluegreenProvider, changed_fields, is_known
 from components.health_gate import FitnessCheck, wait_until_fit
-from components.live_state import COLOR_TAG, MOVING_TO_TAG, SWITCHED_AT_TAG, VERSION_TAG, read_rules
+from components.live_state import (
+    COLOR_TAG,
+    MOVING_TO_TAG,
+    SWITCHED_AT_TAG,
+    TAG_BATCH,
+    VERSION_TAG,
+    batches,
+    read_groups,
+    read_rules,
+)
 from components.progress import report
 from components.rollout import RuleSetter, SwitchFailed, Watch, rollout_from_props, rollout_props, shift
 
@@ -70,8 +79,31 @@ class TrafficSwitchArgs:
         return {**self.target.props(), **fields, **extra, "fitness": self.fitness.props()}
 
 
+def _tag(elbv2: Any, arns: list[str], tags: dict[str, str]) -> None:
+    for batch in batches(arns, TAG_BATCH):
+        elbv2.add_tags(ResourceArns=batch, Tags=[{"Key": key, "Value": value} for key, value in tags.items()])
+
+
+def _untag(elbv2: Any, arns: list[str], key: str) -> None:
+    for batch in batches(arns, TAG_BATCH):
+        elbv2.remove_tags(ResourceArns=batch, TagKeys=[key])
+
+
+def _detach_leftovers(args: TrafficSwitchArgs, source: str) -> None:
+    """Groups of this color other than the release's (a failed replacement, deleted at the end of an update)
+    leave its target groups before the color takes traffic, so no request reaches an older release."""
+    autoscaling = args.target.client("autoscaling")
+    target_groups = list(args.target_group_arns.values())  # type: ignore[union-attr]
+    for group in read_groups(args.target, args.app_name, args.color):
+        if group.name != args.fitness.asg_name:
+            autoscaling.detach_load_balancer_target_groups(
+                AutoScalingGroupName=group.name, TargetGroupARNs=target_groups
+            )
+            report(source, f"detached {group.name}, an earlier group of {args.color}, from its target groups")
+
+
 def switch(args: TrafficSwitchArgs, source: str) -> str:
-    """Verifies the color, then moves every rule not yet on it in the rollout's steps; returns the switch time."""
+    """Verifies the color, then moves every rule not yet on it in the rollout's steps; returns when traffic moved."""
     if args.drift:
         raise SwitchFailed(
             f"refusing to move traffic to {args.color}: {'; '.join(args.drift.values())}. This update did not make "
@@ -84,22 +116,33 @@ def switch(args: TrafficSwitchArgs, source: str) -> str:
     for route, rule in moving.items():
         if not any(action["Type"] == "forward" for action in rule.actions):
             raise SwitchFailed(f"rule {rule.rule_arn} of route '{route}' has no forward action; nothing was moved")
-    if moving:
-        report(source, f"verifying {args.color} right before moving {', '.join(sorted(moving))}")
-        wait_until_fit(args.target, args.fitness, source)
-        arns = [args.rule_arns[route] for route in moving]
-        elbv2.add_tags(ResourceArns=arns, Tags=[{"Key": MOVING_TO_TAG, "Value": args.color}])
-        watch = Watch(args.target, args.fitness, args.rollout.alarms)
-        try:
-            shift(RuleSetter(elbv2, args.rule_arns, args.color), moving, ours, args.rollout, watch, source)
-        except SwitchFailed:
-            elbv2.remove_tags(ResourceArns=arns, TagKeys=[MOVING_TO_TAG])
-            raise
-        elbv2.remove_tags(ResourceArns=arns, TagKeys=[MOVING_TO_TAG])
-        report(source, f"{', '.join(sorted(moving))}: all traffic on {args.color}")
+    all_rules = list(args.rule_arns.values())
+    if not moving:
+        # Nothing moves: the rules keep the time traffic last moved, and say whose they are.
+        last = max((rule.switched_at for rule in rules.values() if rule.switched_at), default=None)
+        switched_at = last.isoformat() if last else datetime.now(UTC).isoformat()
+        _tag(elbv2, all_rules, {COLOR_TAG: args.color, VERSION_TAG: args.version, SWITCHED_AT_TAG: switched_at})
+        return switched_at
+    report(source, f"verifying {args.color} right before moving {', '.join(sorted(moving))}")
+    _detach_leftovers(args, source)
+    if not wait_until_fit(args.target, args.fitness, source, exclusive=True):
+        raise SwitchFailed(
+            f"refusing to move traffic to {args.color}: it runs no instance to take it (0 verified); "
+            f"check {args.color}'s capacity (min_size, desired_capacity)"
+        )
+    moving_arns = [args.rule_arns[route] for route in moving]
+    # Written before any rule moves: a switch that dies part-way is then told from a hand-made change.
+    _tag(elbv2, moving_arns, {MOVING_TO_TAG: args.color})
+    watch = Watch(args.target, args.fitness, args.rollout.alarms)
+    try:
+        shift(RuleSetter(elbv2, args.rule_arns, args.color), moving, ours, args.rollout, watch, source)
+    except SwitchFailed:
+        _untag(elbv2, moving_arns, MOVING_TO_TAG)
+        raise
     switched_at = datetime.now(UTC).isoformat()
-    tags = {COLOR_TAG: args.color, VERSION_TAG: args.version, SWITCHED_AT_TAG: switched_at}
-    elbv2.add_tags(ResourceArns=list(args.rule_arns.values()), Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    _tag(elbv2, all_rules, {COLOR_TAG: args.color, VERSION_TAG: args.version, SWITCHED_AT_TAG: switched_at})
+    _untag(elbv2, moving_arns, MOVING_TO_TAG)
+    report(source, f"{', '.join(sorted(moving))}: all traffic on {args.color}")
     return switched_at
 
 

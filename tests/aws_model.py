@@ -45,6 +45,13 @@ def _normalized(value: Any) -> Any:
     return value
 
 
+def _as_set(value: Any) -> Any:
+    """Lists of tags (an Auto Scaling Group's) are a set to the provider: their order is no change."""
+    if isinstance(value, list) and value and all(isinstance(item, dict) and "key" in item for item in value):
+        return sorted(value, key=lambda item: str(item["key"]))
+    return value
+
+
 def differs(old: Any, new: Any) -> bool:
     return contains_unknowns(new) or _normalized(old) != _normalized(new)
 
@@ -95,7 +102,7 @@ class AwsModel:
         replace_on: list[str],
     ) -> tuple[list[str], list[str]]:
         """(changed properties, those that force a replacement): new inputs against the old state."""
-        changed = [key for key in news if key not in ignore and differs(olds.get(key), news[key])]
+        changed = [key for key in news if key not in ignore and differs(_as_set(olds.get(key)), _as_set(news[key]))]
         changed += [key for key in old_inputs if key not in news and key not in ignore]
         replaces = [key for key in changed if key in self.REPLACING[type_] or key in replace_on]
         return changed, replaces
@@ -146,17 +153,30 @@ class AwsModel:
 
     def read(self, type_: str, id_: str, props: dict[str, Any]) -> dict[str, Any] | None:
         """The outputs refreshed from AWS, or None when the resource is gone."""
+        if type_ == LAUNCH_TEMPLATE:
+            templates = self.client("ec2").describe_launch_templates(LaunchTemplateIds=[id_])["LaunchTemplates"]
+            latest = templates[0]
+            return {
+                **props,
+                "latestVersion": latest["LatestVersionNumber"],
+                "defaultVersion": latest["DefaultVersionNumber"],
+            }
         if type_ != GROUP:
             return props
         groups = self.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[id_])
         if not groups["AutoScalingGroups"]:
             return None
         group = groups["AutoScalingGroups"][0]
+        tags = [
+            {"key": tag["Key"], "value": tag["Value"], "propagateAtLaunch": tag["PropagateAtLaunch"]}
+            for tag in group.get("Tags", [])
+        ]
         return {
             **props,
             "minSize": group["MinSize"],
             "maxSize": group["MaxSize"],
             "desiredCapacity": group["DesiredCapacity"],
+            "tags": tags,
         }
 
     # -- target groups ------------------------------------------------------------------------------------

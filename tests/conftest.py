@@ -174,3 +174,23 @@ def packer_spy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PackerSpy:
     spy = PackerSpy(tmp_path / "packer-spy")
     monkeypatch.setenv("PATH", spy.install())
     return spy
+
+
+@pytest.fixture(autouse=True)
+def _scale_in_deregisters_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS takes the instances an Auto Scaling Group terminates out of its target groups; moto leaves them
+    registered, which would read as strangers in the color's target groups."""
+    from moto.autoscaling.models import FakeAutoScalingGroup
+    from moto.elbv2.models import elbv2_backends
+
+    original = FakeAutoScalingGroup.set_desired_capacity
+
+    def set_desired_capacity(self: Any, new_capacity: int | None) -> None:
+        before = {state.instance.id for state in self.instance_states}
+        original(self, new_capacity)
+        removed = before - {state.instance.id for state in self.instance_states}
+        elbv2 = elbv2_backends[self.account_id][self.region]
+        for target_group in self.target_group_arns if removed else []:
+            elbv2.deregister_targets(target_group, [{"Id": instance} for instance in removed])
+
+    monkeypatch.setattr(FakeAutoScalingGroup, "set_desired_capacity", set_desired_capacity)

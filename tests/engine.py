@@ -146,13 +146,15 @@ def plain_inputs(struct: Any) -> tuple[dict[str, Any], list[str]]:
 
 
 def delete_order(entries: list[Entry]) -> list[Entry]:
-    """Dependents before what they depend on (children before parents)."""
+    """Dependents before what they depend on (children before parents). The engine deletes resources that
+    do not depend on each other in parallel, in no set order: here the earliest registered goes first,
+    the order least kind to a program that forgot a dependency (an image before the group that runs it)."""
     remaining = list(entries)
     ordered: list[Entry] = []
     while remaining:
         needed = {dep for entry in remaining for dep in [*entry.dependencies, entry.parent]}
         ready = [entry for entry in remaining if entry.urn not in needed] or remaining[-1:]
-        for entry in reversed(ready):
+        for entry in ready:
             ordered.append(entry)
             remaining.remove(entry)
     return ordered
@@ -280,8 +282,8 @@ class _Run:
     def _modelled(
         self, base: Entry, old: Entry | None, ignore: list[str], replace_on: list[str]
     ) -> tuple[str, dict[str, Any], list[str]]:
-        aws, type_ = self.engine.model(base.type), base.type
-        checked = aws.check(type_, base.name, old.inputs if old else None, base.inputs)
+        aws, type_, registered = self.engine.model(base.type), base.type, base.inputs
+        checked = aws.check(type_, base.name, old.inputs if old else None, registered)
         base = replace(base, inputs=checked)
         if old is None:
             op, changed = "create", ()
@@ -292,6 +294,9 @@ class _Run:
             op, changed = ("replace" if replaces else "update"), tuple(changed_list)
         if op == "replace":
             self._protected_replace(base, old)  # type: ignore[arg-type]
+            # The engine checks a replacement again without the old inputs: auto-names are new.
+            checked = aws.check(type_, base.name, None, registered)
+            base = replace(base, inputs=checked)
         if self.preview:
             previous = old.outputs if op == "update" else None  # type: ignore[union-attr]
             return self._finish(

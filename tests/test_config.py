@@ -246,3 +246,14 @@ def test_drain_delay_is_the_longest_deregistration_delay(config_project: Project
     arn = "arn:aws:elasticloadbalancing:ap-northeast-1:1:listener-rule/app/p/1/2/"
     routes = {"web": {"rule_arn": arn + "1", "deregistration_delay": 30}, "api": {"rule_arn": arn + "2"}}
     assert load_as(config_project, "blue", routes=routes).drain_seconds == 60
+
+
+def test_color_set_in_pulumi_yaml_fails(config_project: Project) -> None:
+    config_project.set_shared("color", "blue")
+    with pytest.raises(ConfigError, match=r"bluegreen:color is set in Pulumi\.yaml"):
+        load_as(config_project, "green")
+
+
+def test_a_color_stack_set_to_the_other_color_fails(config_project: Project) -> None:
+    with pytest.raises(ConfigError, match="bluegreen:color is 'green' for the stack named blue"):
+        load_as(config_project, "blue", color="green")

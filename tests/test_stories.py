@@ -586,3 +586,199 @@ def test_a_failing_after_hook_says_how_to_roll_back(
     with pytest.raises(UpdateFailed, match=r"traffic is on green now\. To roll back, set active_color: blue"):
         engine.up("green")
     assert world.traffic() == ON_GREEN
+
+
+# -- found in review: each failed before its fix -------------------------------------------------------
+
+
+def _weighted_by_hand(world: World, route: str, weights: dict[str, int]) -> None:
+    elbv2 = world.client("elbv2")
+    groups = []
+    for group in elbv2.describe_target_groups()["TargetGroups"]:
+        tags = world.tags(elbv2, group["TargetGroupArn"])
+        if tags.get("app") == "app" and tags.get("route") == route and tags.get("color") in weights:
+            groups.append({"TargetGroupArn": group["TargetGroupArn"], "Weight": weights[tags["color"]]})
+    action = {"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}
+    elbv2.modify_rule(RuleArn=world.rule_arns[route], Actions=[action])
+
+
+def test_a_rollback_to_a_color_at_zero_brings_it_back_to_live_capacity_first(
+    engine: Engine, project: Project, world: World
+) -> None:
+    project.set("blue", "min_size", "0")
+    project.set("blue", "idle_capacity", "0")
+    green_serves(engine, project)
+    wait_for_drain()
+    engine.up("blue")
+    assert world.capacity_of("blue") == (0, 0, 4)
+    project.promote("blue")
+    engine.up("blue")
+    assert world.capacity_of("blue") == (0, 2, 4)
+    assert world.traffic() == ON_BLUE
+
+
+def test_a_color_with_a_share_of_a_rule_serves_and_gets_no_release(
+    engine: Engine, project: Project, world: World
+) -> None:
+    engine.up("blue")
+    engine.up("green")
+    _weighted_by_hand(world, "web", {"blue": 90, "green": 10})
+    project.set("green", "version", "1.6.0")
+    with pytest.raises(UpdateFailed, match="green still serves web"):
+        engine.up("green")
+
+
+def test_a_rollback_after_an_image_edit_rebuilds_nothing(tmp_path: Path, world: World) -> None:
+    world.build_load_balancer()
+    project = Project.create(tmp_path / "project", world.project_config(), copy_image=True)
+    with engine_for(project, world) as engine:
+        green_serves(engine, project)
+        defaults = project.root / "image" / "ansible" / "roles" / "app" / "defaults" / "main.yml"
+        defaults.write_text(defaults.read_text() + "app_extra: 1\n")
+        image = engine.resource("blue", "app-blue-image").id
+        project.promote("blue")
+        result = engine.up("blue")
+        assert world.traffic() == ON_BLUE
+        assert result.op("app-blue-image") == "same" and engine.resource("blue", "app-blue-image").id == image
+        assert any("waits for blue's next release" in warning for warning in result.warnings())
+
+
+def test_a_rollback_with_a_release_change_is_refused_before_anything(
+    engine: Engine, project: Project, world: World, api_calls: CallRecorder
+) -> None:
+    green_serves(engine, project)
+    project.set("blue", "instance_type", "t3.large")
+    project.promote("blue")
+    api_calls.clear()
+    with pytest.raises(UpdateFailed, match=r"blue takes the traffic in this update .* bluegreen:instance_type"):
+        engine.up("blue")
+    assert api_calls.writes() == []
+    assert world.traffic() == ON_GREEN
+
+
+def test_a_switch_that_dies_before_its_final_tags_is_rolled_back_in_one_up(
+    engine: Engine, project: Project, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.elbv2 import models
+    from moto.elbv2.exceptions import ELBClientError
+
+    engine.up("blue")
+    engine.up("green")
+    original = models.ELBv2Backend.add_tags
+
+    def add_tags(self: Any, resource_arns: Any, tags: Any) -> Any:
+        if any(tag["Key"] == "bluegreen:color" for tag in tags):
+            raise ELBClientError("OperationNotPermitted", "the runner died here")
+        return original(self, resource_arns, tags)
+
+    project.promote("green")
+    with monkeypatch.context() as patch:
+        patch.setattr(models.ELBv2Backend, "add_tags", add_tags)
+        with pytest.raises(UpdateFailed):
+            engine.up("green")
+    assert world.traffic() == ON_GREEN, "every rule moved; only the final tags are missing"
+    project.promote("blue")
+    preview = engine.preview("blue")
+    assert preview.warnings() == [], "the switch's own tag tells it from a hand-made move"
+    engine.up("blue")
+    assert world.traffic() == ON_BLUE
+
+
+def test_raising_desired_capacity_in_config_is_applied(engine: Engine, project: Project, world: World) -> None:
+    engine.up("blue")
+    project.set("blue", "desired_capacity", "3")
+    engine.up("blue")
+    assert world.capacity_of("blue") == (2, 3, 4)
+
+
+def test_a_group_without_release_tags_is_adopted_not_refused(engine: Engine, world: World) -> None:
+    engine.up("blue")
+    group = world.group("blue")
+    recorded = [tag for tag in group["Tags"] if tag["Key"].startswith("bluegreen:release:")]
+    world.client("autoscaling").delete_tags(
+        Tags=[{**{k: tag[k] for k in ("ResourceId", "ResourceType", "Key")}} for tag in recorded]
+    )
+    result = engine.up("blue")
+    assert any("has no record of version" in warning for warning in result.warnings())
+    engine.up("blue", refresh=True)
+    assert {tag["Key"] for tag in world.group("blue")["Tags"]} >= {tag["Key"] for tag in recorded}
+
+
+def test_a_promotion_detaches_a_leftover_group_before_traffic_moves(
+    engine: Engine, project: Project, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Green 1.6.0's gate failed, so green's 1.5.0 group waits for its delete, still in green's target groups."""
+    from moto.elbv2 import models
+
+    engine.up("blue")
+    engine.up("green")
+    old = {instance["InstanceId"] for instance in world.group("green")["Instances"]}
+    project.set("green", "version", "1.6.0")
+    healthy = models.FakeTargetGroup.health_for
+    failing = {"on": True}
+
+    def health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
+        if failing["on"] and target["Id"] not in old:
+            return models.FakeHealthStatus(target["Id"], self.port, self.health_check_port, "unhealthy", "", "")
+        return healthy(self, target, ec2_backend)
+
+    monkeypatch.setattr(models.FakeTargetGroup, "health_for", health_for)
+    with pytest.raises(UpdateFailed, match="not fit"):
+        engine.up("green")
+    assert len(world.groups("green")) == 2
+    failing["on"] = False
+    registered_at_moves: list[set[str]] = []
+    modify_rule = models.ELBv2Backend.modify_rule
+
+    def recording_modify_rule(self: Any, rule_arn: str, *args: Any, **kwargs: Any) -> Any:
+        groups = {tg.arn: tg for tg in self.target_groups.values()}
+        green_web = next(tg for tg in groups.values() if tg.name.startswith("app-green-web"))
+        registered_at_moves.append(set(green_web.targets))
+        return modify_rule(self, rule_arn, *args, **kwargs)
+
+    monkeypatch.setattr(models.ELBv2Backend, "modify_rule", recording_modify_rule)
+    project.promote("green")
+    result = engine.up("green")
+    assert world.traffic() == ON_GREEN
+    assert any("detached app-green-1.5.0-" in line for line in result.progress)
+    assert registered_at_moves and all(not (registered & old) for registered in registered_at_moves)
+
+
+def test_an_idle_release_deregisters_the_old_image(engine: Engine, project: Project, world: World) -> None:
+    engine.up("blue")
+    old = engine.up("green").exports["ami_id"]
+    project.set("green", "version", "1.6.0")
+    engine.up("green")
+    images = world.client("ec2").describe_images(ImageIds=[old])["Images"]
+    assert images == [] or images[0]["State"] == "deregistered", "the old image leaks"
+
+
+def test_a_template_version_made_in_the_console_does_not_replace_the_group(
+    engine: Engine, project: Project, world: World
+) -> None:
+    engine.up("blue")
+    engine.up("green")
+    template = engine.resource("green", "app-green-template").id
+    world.client("ec2").create_launch_template_version(
+        LaunchTemplateId=template, LaunchTemplateData={"ImageId": world.amazon_linux_amis()[0]}
+    )
+    engine.refresh("green")
+    result = engine.up("green")
+    assert result.op("app-green-asg") == "same"
+
+
+def test_a_release_of_a_just_demoted_color_waits_for_the_drain(engine: Engine, project: Project, world: World) -> None:
+    routes = {route: {"rule_arn": arn, "deregistration_delay": 300} for route, arn in world.rule_arns.items()}
+    project.set_shared("routes", routes)
+    green_serves(engine, project)
+    project.set("blue", "version", "1.4.1")
+    with pytest.raises(UpdateFailed, match=r"blue may have served traffic until .*: its group .* drains until"):
+        engine.preview("blue")
+
+
+def test_destroy_of_an_idle_color_works_after_a_production_rule_was_deleted(engine: Engine, world: World) -> None:
+    engine.up("blue")
+    engine.up("green")
+    world.client("elbv2").delete_rule(RuleArn=world.rule_arns["api"])
+    engine.destroy("green")
+    assert world.groups("green") == []
