@@ -18,7 +18,10 @@ from tests.provider_host import provider_host
 
 ON_BLUE = {"web": "blue", "api": "blue"}
 ON_GREEN = {"web": "green", "api": "green"}
-SWITCH = "urn:pulumi:{stack}::bluegreen::pulumi:pulumi:Stack$pulumi-python:dynamic/bluegreen:TrafficSwitch::app-{stack}-switch"
+SWITCH = (
+    "urn:pulumi:{stack}::bluegreen::pulumi:pulumi:Stack$"
+    + "pulumi-python:dynamic/bluegreen:TrafficSwitch::app-{stack}-switch"
+)
 """The switch's URN as the SDK's mock monitor forms it (the real engine leaves the stack type out)."""
 
 
