@@ -38,6 +38,8 @@ def _operation(environ: dict[str, Any], body: bytes) -> str:
 class CallRecorder:
     def __init__(self) -> None:
         self.calls: list[Call] = []
+        self.every_operation: set[tuple[str, str]] = set()
+        """(service, operation) of every call since the server started, whatever test cleared `calls`."""
         self._lock = threading.Lock()
 
     def middleware(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
@@ -47,8 +49,10 @@ class CallRecorder:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 body = environ["wsgi.input"].read(length) if length else b""
                 environ["wsgi.input"] = io.BytesIO(body)
+                call = Call(credential.group(2), _operation(environ, body), credential.group(1))
                 with self._lock:
-                    self.calls.append(Call(credential.group(2), _operation(environ, body), credential.group(1)))
+                    self.calls.append(call)
+                    self.every_operation.add((call.service, call.operation))
             return app(environ, start_response)
 
         return record

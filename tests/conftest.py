@@ -1,5 +1,6 @@
 """Test session fixtures: a moto server on 127.0.0.1 and a recorder of the AWS calls providers make."""
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,12 +11,14 @@ import requests
 
 from tests.aws_model import AwsModel
 from tests.aws_world import ColorEnvironment, World
-from tests.call_recorder import CallRecorder
+from tests.call_recorder import Call, CallRecorder
 from tests.engine import Engine
+from tests.iam_policy import allows, iam_action
 from tests.moto_server import FAKE_CREDENTIALS, start_moto
 from tests.packer_spy import PackerSpy
 from tests.project import Project
 from tests.provider_host import provider_host
+from tests.stack_config import PROJECT_DIR
 
 RECORDER = CallRecorder()
 
@@ -194,3 +197,19 @@ def _scale_in_deregisters_targets(monkeypatch: pytest.MonkeyPatch) -> None:
             elbv2.deregister_targets(target_group, [{"Id": instance} for instance in removed])
 
     monkeypatch.setattr(FakeAutoScalingGroup, "set_desired_capacity", set_desired_capacity)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Least privilege, over the whole suite: every AWS call any test made the program, its providers,
+    Packer, a hook or scripts/status send must be one policy/deployer.json allows."""
+    deployer = json.loads((PROJECT_DIR / "policy" / "deployer.json").read_text())
+    refused = sorted(
+        action
+        for service, operation in RECORDER.every_operation
+        if not allows(deployer, action := iam_action(Call(service, operation, "")))
+    )
+    if refused:
+        session.config.get_terminal_writer().line(
+            f"policy/deployer.json does not allow: {', '.join(refused)}", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
