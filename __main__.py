@@ -104,7 +104,7 @@ if plan.live:
             fitness=fitness,
             moves=plan.moves,
             drift=plan.drift,
-            rollout=settings.rollout,
+            rollout=plan.switch_rollout,
         ),
         pulumi.ResourceOptions(depends_on=[gate, *before_hooks]),
     )

@@ -34,16 +34,7 @@ def setup(endpoint: str, routes: int) -> tuple[World, ColorEnvironment, ColorEnv
     world.build_load_balancer(routes=tuple(f"r{index}" for index in range(routes)))
     blue, green = world.build_color("blue"), world.build_color("green", version="1.1.0")
     world.point_rules_at(blue)
-    world.client("cloudwatch").put_metric_alarm(
-        AlarmName=ALARM,
-        MetricName="HTTPCode_Target_5XX_Count",
-        Namespace="AWS/ApplicationELB",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=10,
-        ComparisonOperator="GreaterThanThreshold",
-    )
+    world.create_alarm(ALARM)
     return world, blue, green
 
 

@@ -31,6 +31,7 @@ TARGET_GROUP_NAME_LIMIT = 32 - len("-1234567")
 RULE_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:[0-9]+:listener-rule/.+$")
 AMI_PATTERN = re.compile(r"^ami-[0-9a-f]{8,17}$")
 PROTOCOLS = ("HTTP", "HTTPS")
+RESERVED_HEADERS = {"host", "authorization", "cookie", "content-length", "content-type", "transfer-encoding"}
 SECRET_KEYS = ("http_proxy", "artifact_repository", "smoke_checks")
 """May carry credentials or tokens: never shown in an error, stored and passed on as Pulumi secrets."""
 
@@ -70,6 +71,8 @@ class Rollout:
     bake_seconds: int
     """How long the alarms are watched after the last step."""
     alarms: tuple[str, ...]
+    acknowledged_rollback: str = ""
+    """The time of an automatic rollback whose release may be promoted again (rollback_acknowledged)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +140,7 @@ class Settings:
     gate_poll_seconds: int
     smoke_checks: tuple[dict[str, Any], ...]
     hooks: Hooks
+    hook_timeout_seconds: int
     rollout: Rollout
     test_header: str
     endpoint_url: str
@@ -385,6 +389,7 @@ def _rollout(config: pulumi.Config) -> Rollout:
         step_wait_seconds=_int(config, "step_wait_seconds"),
         bake_seconds=_int(config, "bake_seconds"),
         alarms=tuple(alarms),
+        acknowledged_rollback=config.require("rollback_acknowledged"),
     )
 
 
@@ -510,9 +515,13 @@ def load(project_dir: Path) -> Settings:
         gate_poll_seconds=_int(config, "gate_poll_seconds", minimum=1),
         smoke_checks=_smoke_checks(config),
         hooks=_hooks(config),
+        hook_timeout_seconds=_int(config, "hook_timeout_seconds", minimum=1),
         rollout=_rollout(config),
         test_header=_checked(
-            config, "test_header", lambda name: bool(re.fullmatch(r"[A-Za-z0-9-]{1,40}", name)), "an HTTP header name"
+            config,
+            "test_header",
+            lambda name: bool(re.fullmatch(r"[A-Za-z0-9-]{1,40}", name)) and name.lower() not in RESERVED_HEADERS,
+            "an HTTP header name of your own (not Host, Authorization, Cookie or Content-*)",
         ),
         endpoint_url=_checked(
             config, "endpoint_url", formats.is_endpoint, "an http(s)://host[:port] URL", optional=True

@@ -147,6 +147,9 @@ class BlueGreenEnvironment(pulumi.ComponentResource):
             vpc_zone_identifiers=list(args.subnet_ids),
             target_group_arns=[target_groups[route.name].arn for route in args.routes],
             health_check_type="ELB",
+            # The HealthGate judges the new group (with a table of why); the provider's own wait for
+            # healthy capacity would fail first, and with less to say.
+            wait_for_capacity_timeout="0",
             health_check_grace_period=args.health_check_grace_period,
             launch_template={"id": template.id, "version": template.latest_version.apply(str)},
             tags=group_tags,

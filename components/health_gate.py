@@ -271,12 +271,54 @@ def judge(observation: Observation, check: FitnessCheck, exclusive: bool = False
     return Verdict(fit=fit, required=required, progress=progress)
 
 
+def still_fit(observation: Observation, check: FitnessCheck, verified: frozenset[str]) -> str | None:
+    """Between weighted steps: what went wrong with the instances the verdict found fit, if anything.
+
+    Instances autoscaling adds meanwhile may still be warming up; nothing outside the group may take
+    requests in the color's target groups.
+    """
+    by_id = {instance.instance_id: instance for instance in observation.instances}
+    problems = []
+    for instance_id in sorted(verified):
+        instance = by_id.get(instance_id)
+        if instance is None or instance.lifecycle != "InService" or instance.asg_health != "Healthy":
+            state = f"{instance.lifecycle}/{instance.asg_health}" if instance else "gone"
+            problems.append(f"{instance_id} is {state}")
+            continue
+        problems += [
+            f"{instance_id} is {target} in {route}"
+            for route, target in instance.targets.items()
+            if target.state != "healthy"
+        ]
+        if not instance.status_ok:
+            problems.append(
+                f"{instance_id} fails its status checks "
+                f"(system {instance.system_status}, instance {instance.instance_status})"
+            )
+    problems += [
+        f"{route} also sends requests to {', '.join(ids)}, outside the group"
+        for route, ids in observation.strangers.items()
+        if ids
+    ]
+    return "; ".join(problems) or None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is the check's answer: following it would send the Host header and credentials elsewhere."""
+
+    def redirect_request(self, *_: Any, **__: Any) -> None:
+        return None
+
+
+NO_REDIRECTS = urllib.request.build_opener(_NoRedirect)
+
+
 def run_smoke_check(check: SmokeCheck, timeout: float = 5.0) -> str | None:
     """None if the check passes, else what was wrong; any HTTP-level error is a failed check, never a crash."""
     try:
         url, headers = check.request()
         request = urllib.request.Request(url, headers=headers)
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with NO_REDIRECTS.open(request, timeout=timeout) as response:
             status, body = response.status, response.read(65536).decode("utf-8", "replace")
     except urllib.error.HTTPError as error:
         status, body = error.code, error.read(65536).decode("utf-8", "replace")

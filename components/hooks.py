@@ -17,8 +17,12 @@ from pulumi_command import local
 
 from components.config import Settings
 
-# A constant command line: the hook and its failure message arrive as data in the environment.
-RUNNER = '/bin/sh -c "$BLUEGREEN_HOOK" || { status=$?; printf "%s\\n" "$BLUEGREEN_HOOK_FAILED" >&2; exit "$status"; }'
+# A constant command line: the hook, its time limit and its failure message arrive as data in the environment.
+RUNNER = (
+    'timeout "$BLUEGREEN_HOOK_TIMEOUT" /bin/sh -c "$BLUEGREEN_HOOK" || { status=$?; '
+    '[ "$status" = 124 ] && printf "timed out after %s s\\n" "$BLUEGREEN_HOOK_TIMEOUT" >&2; '
+    'printf "%s\\n" "$BLUEGREEN_HOOK_FAILED" >&2; exit "$status"; }'
+)
 
 
 def release_environment(
@@ -31,7 +35,6 @@ def release_environment(
     """What a hook gets to know about the release, as environment variables (lists and maps as JSON)."""
     return {
         "BLUEGREEN_COLOR": settings.color,
-        "BLUEGREEN_ACTIVE_COLOR": settings.active_color,
         "BLUEGREEN_VERSION": settings.version,
         "BLUEGREEN_AMI_ID": ami_id,
         "BLUEGREEN_ASG_NAME": asg_name,
@@ -39,6 +42,7 @@ def release_environment(
         "BLUEGREEN_INSTANCE_IDS": pulumi.Output.from_input(instance_ids).apply(json.dumps),
         "BLUEGREEN_REGION": settings.region,
         "BLUEGREEN_ENDPOINT_URL": settings.endpoint_url,
+        "BLUEGREEN_HOOK_TIMEOUT": str(settings.hook_timeout_seconds),
     }
 
 
@@ -54,7 +58,6 @@ def traffic_hooks(
     """One Command per command line of `phase`, each after the one before; `on_failure` says where traffic is."""
     hooks: list[local.Command] = []
     for number, command in enumerate(commands, start=1):
-        previous = pulumi.ResourceOptions(depends_on=hooks[-1:])
         hooks.append(
             local.Command(
                 f"{name}-{phase.replace('_', '-')}-{number}",
@@ -66,7 +69,10 @@ def traffic_hooks(
                     "BLUEGREEN_HOOK_FAILED": f"{phase} hook {number} failed: {on_failure}",
                 },
                 triggers=[trigger],
-                opts=pulumi.ResourceOptions.merge(opts, previous),
+                # A hook's output may show what it used: kept secret in the state.
+                opts=pulumi.ResourceOptions.merge(
+                    opts, pulumi.ResourceOptions(depends_on=hooks[-1:], additional_secret_outputs=["stdout", "stderr"])
+                ),
             )
         )
     return hooks

@@ -20,6 +20,11 @@ from components.config import Settings
 COLOR_TAG = "bluegreen:color"
 VERSION_TAG = "bluegreen:version"
 SWITCHED_AT_TAG = "bluegreen:switched-at"
+PREVIOUS_COLOR_TAG = "bluegreen:previous-color"
+PREVIOUS_VERSION_TAG = "bluegreen:previous-version"
+"""Where the last completed switch took traffic from: moving back there is a rollback, done at once."""
+ROLLED_BACK_TAG = "bluegreen:rolled-back"
+"""color@version@time of a promotion the watch rolled back: not promoted again by an unchanged update."""
 MOVING_TO_TAG = "bluegreen:moving-to"
 """Set while the switch shifts traffic in weighted steps: an interrupted move can be told from a hand-made split."""
 TAG_BATCH = 20  # describe_tags takes at most 20 ARNs
@@ -50,6 +55,7 @@ class RuleView:
     shares: dict[str, int]
     """Percent of the rule's traffic each color receives (weighted forwards split it)."""
     conditions: list[dict[str, Any]]
+    priority: int
 
     @property
     def listener_arn(self) -> str:
@@ -169,6 +175,7 @@ def read_rules(target: AwsTarget, app_name: str, rule_arns: dict[str, str]) -> d
             tags=tags.get(arn, {}),
             shares=shares(rules[arn]["Actions"]),
             conditions=rules[arn].get("Conditions", []),
+            priority=int(rules[arn]["Priority"]) if str(rules[arn].get("Priority", "")).isdigit() else 0,
         )
         for route, arn in rule_arns.items()
     }

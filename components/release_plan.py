@@ -23,7 +23,14 @@ from typing import Any
 import pulumi
 
 from components.config import COLORS, Capacity, ConfigError, Rollout, Settings
-from components.live_state import GroupView, LiveState, RuleView
+from components.live_state import (
+    PREVIOUS_COLOR_TAG,
+    PREVIOUS_VERSION_TAG,
+    ROLLED_BACK_TAG,
+    GroupView,
+    LiveState,
+    RuleView,
+)
 
 RELEASE_TAG_PREFIX = "bluegreen:release:"
 DEFERRED_FIELDS = ("template_hash", "build_variables")
@@ -255,6 +262,24 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def revert(self) -> bool:
+        """This update undoes the last switch (a rollback), or an interrupted move away from this color: traffic
+        goes back at once, with no steps and no alarm watch, to a release that served it just before."""
+        pending = [status.rule for status in self.routes.values() if status.kind == "pending"]
+        return bool(self.moves) and all(
+            rule.moving_to not in (None, self.color)
+            or (
+                rule.tags.get(PREVIOUS_COLOR_TAG) == self.color
+                and rule.tags.get(PREVIOUS_VERSION_TAG) == self.release.fields["version"]
+            )
+            for rule in pending
+        )
+
+    @property
+    def switch_rollout(self) -> Rollout:
+        return Rollout(steps=(100,), step_wait_seconds=0, bake_seconds=0, alarms=()) if self.revert else self.rollout
+
+    @property
     def protect(self) -> bool:
         """Serving now, or made to serve by this update's switch: Pulumi then refuses to delete or replace it."""
         return bool(self.serving or self.moves)
@@ -310,8 +335,10 @@ class Plan:
             if status.kind == "pending":
                 moving.setdefault(f"{status.where} -> {status.active}", []).append(route)
         traffic = "; ".join(f"{_joined(sorted(routes))} move {move}" for move, routes in moving.items())
-        rollout = self.rollout
-        if moving and (rollout.steps != (100,) or rollout.bake_seconds or rollout.alarms):
+        rollout = self.switch_rollout
+        if moving and self.revert:
+            traffic += " at once (a rollback)"
+        elif moving and (rollout.steps != (100,) or rollout.bake_seconds or rollout.alarms):
             traffic += f" in steps of {', '.join(f'{step} %' for step in self.rollout.steps)} ({self._watched()})"
         traffic = traffic or (f"serves {_joined(self.serving)}" if self.serving else "serves nothing")
         if self.drift:
@@ -362,6 +389,13 @@ def check_references(settings: Settings, live: LiveState) -> None:
     for route in settings.routes:
         listener = live.rules[route.name].listener_arn
         for color, priority in (route.test_priorities or {}).items():
+            production = live.rules[route.name].priority
+            if production and priority >= production:
+                raise ConfigError(
+                    f"bluegreen:routes.{route.name}.test_priorities.{color} ({priority}) must be lower than the "
+                    f"route's production rule's priority ({production}): the load balancer evaluates rules in order, "
+                    "and a test rule behind the production rule is never reached"
+                )
             holder = live.priorities.get(listener, {}).get(priority)
             if (
                 holder is not None
@@ -440,12 +474,27 @@ def plan_release(settings: Settings, live: LiveState, template_hash: str, now: d
         },
         warnings=warnings,
     )
+    _refuse_a_rolled_back_release(settings, plan)
     if plan.moves and drift:
         raise LiveColorChange(
             f"refusing to move {_joined(sorted(plan.moves))} to {color} while other rules were moved by hand: all "
             f"rules move together or none. {'; '.join(status.describe() for status in drift)}"
         )
     return plan
+
+
+def _refuse_a_rolled_back_release(settings: Settings, plan: Plan) -> None:
+    """A promotion the alarm watch rolled back is not tried again by an unchanged (or scheduled) update."""
+    mark = f"{settings.color}@{settings.version}@"
+    for status in plan.routes.values():
+        rolled_back = status.rule.tags.get(ROLLED_BACK_TAG, "")
+        when = rolled_back.removeprefix(mark)
+        if plan.moves and rolled_back.startswith(mark) and when != settings.rollout.acknowledged_rollback:
+            raise LiveColorChange(
+                f"{settings.color} {settings.version} was rolled back automatically at {when}; an update with the same "
+                f"release does not promote it again. Release a new version to {settings.color}, or set "
+                f'bluegreen:rollback_acknowledged to "{when}" on the {settings.color} stack to try this one again'
+            )
 
 
 def _refuse_while_draining(settings: Settings, live: LiveState, group: GroupView, now: datetime) -> None:

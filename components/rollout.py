@@ -18,13 +18,21 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from components.aws import AwsTarget
 from components.config import Rollout
-from components.health_gate import FitnessCheck, GateClients, judge, observe, run_smoke_check
+from components.health_gate import FitnessCheck, GateClients, observe, run_smoke_check, still_fit
 from components.live_state import RuleView, forward_weights
 from components.progress import report
 
 
 class SwitchFailed(Exception):
     """The switch did not happen; the message says which rule failed and where traffic is now."""
+
+
+class Interrupted(SwitchFailed):
+    """Someone else moved the rules mid-way: nothing may be put back over their change."""
+
+
+class RolledBack(SwitchFailed):
+    """A watched step found a problem and every rule went back to the old color."""
 
 
 def rollout_from_props(props: dict[str, Any]) -> Rollout:
@@ -46,18 +54,25 @@ def rollout_props(rollout: Rollout) -> dict[str, Any]:
 
 
 def forwarding(actions: list[dict[str, Any]], ours: str, old: str, percent: int) -> list[dict[str, Any]]:
-    """The rule's actions with the forward action sending `percent` to `ours`, the rest to `old`."""
-    if percent >= 100:
-        forward: dict[str, Any] = {"Type": "forward", "TargetGroupArn": ours}
-    else:
-        groups = [{"TargetGroupArn": ours, "Weight": percent}, {"TargetGroupArn": old, "Weight": 100 - percent}]
-        forward = {"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}
-    return [
-        {**forward, **({"Order": action["Order"]} if "Order" in action else {})}
-        if action["Type"] == "forward"
-        else action
-        for action in actions
-    ]
+    """The rule's actions with the forward action sending `percent` to `ours`, the rest to `old`
+    (the forward's order and its stickiness kept: a canary usually needs sticky sessions)."""
+
+    def forward(action: dict[str, Any]) -> dict[str, Any]:
+        kept = {"Order": action["Order"]} if "Order" in action else {}
+        if percent >= 100:
+            return {"Type": "forward", "TargetGroupArn": ours, **kept}
+        config = {
+            "TargetGroups": [
+                {"TargetGroupArn": ours, "Weight": percent},
+                {"TargetGroupArn": old, "Weight": 100 - percent},
+            ]
+        }
+        stickiness = action.get("ForwardConfig", {}).get("TargetGroupStickinessConfig")
+        if stickiness:
+            config["TargetGroupStickinessConfig"] = stickiness
+        return {"Type": "forward", "ForwardConfig": config, **kept}
+
+    return [forward(action) if action["Type"] == "forward" else action for action in actions]
 
 
 def origin(rule: RuleView, ours: str) -> str:
@@ -74,7 +89,21 @@ class RuleSetter:
     rule_arns: dict[str, str]
     color: str
 
+    def check_unchanged(self, current: dict[str, list[dict[str, Any]]]) -> None:
+        """Compare-and-set: another update (the other stack's switch) may have moved these rules since."""
+        described = self.elbv2.describe_rules(RuleArns=[self.rule_arns[route] for route in current])["Rules"]
+        now = {rule["RuleArn"]: forward_weights(rule["Actions"]) for rule in described}
+        changed = [
+            route for route in sorted(current) if now.get(self.rule_arns[route]) != forward_weights(current[route])
+        ]
+        if changed:
+            raise Interrupted(
+                f"{', '.join(changed)} changed while this update was moving traffic to {self.color} (another update, "
+                "or a person): this update stops and leaves every rule as it is now"
+            )
+
     def set(self, wanted: dict[str, list[dict[str, Any]]], current: dict[str, list[dict[str, Any]]]) -> None:
+        self.check_unchanged(current)
         done: list[str] = []
         for route in sorted(wanted):
             try:
@@ -115,6 +144,9 @@ class Watch:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
 
+    verified: frozenset[str] = frozenset()
+    """The instances the switch's verdict found fit: they must stay so; new ones may still warm up."""
+
     def __post_init__(self) -> None:
         self.clients = GateClients.for_target(self.target)
         self.cloudwatch = self.target.client("cloudwatch") if self.alarms else None
@@ -125,9 +157,8 @@ class Watch:
             firing = [alarm for alarm in described if alarm["StateValue"] == "ALARM"]
             if firing:
                 return "; ".join(f"alarm {a['AlarmName']} is in ALARM ({a.get('StateReason', '')})" for a in firing)
-        verdict = judge(observe(self.fitness, self.clients), self.fitness, exclusive=True)
-        if not verdict.fit:
-            return f"the color is no longer fit for traffic: {verdict.progress}"
+        if trouble := still_fit(observe(self.fitness, self.clients), self.fitness, self.verified):
+            return f"the color is no longer fit for traffic: {trouble}"
         failed = [problem for problem in map(run_smoke_check, self.fitness.smoke_checks) if problem]
         return "; ".join(failed) or None
 
@@ -153,36 +184,41 @@ def shift(
     watch: Watch,
     source: str,
 ) -> None:
-    """Moves the rules of `before` to `ours` in the rollout's steps; rolls all of them back on a problem."""
+    """Moves the rules of `before` to `ours` in the rollout's steps; on a problem every rule goes back to
+    100 % on the target group it comes from (a resumed move included)."""
     origins = {route: origin(rule, ours[route]) for route, rule in before.items()}
     already = min(rule.shares.get(setter.color, 0) for rule in before.values())
     steps = [step for step in rollout.steps if step > already] or [100]
     original = {route: rule.actions for route, rule in before.items()}
+    back = {route: forwarding(original[route], origins[route], ours[route], 100) for route in before}
     current = dict(original)
     for number, percent in enumerate(steps, start=1):
         wanted = {route: forwarding(original[route], ours[route], origins[route], percent) for route in before}
         try:
             setter.set(wanted, current)
+        except Interrupted:
+            raise
         except SwitchFailed as failed:
-            raise SwitchFailed(f"{failed}{_roll_back(setter, original, current)}") from failed
+            raise SwitchFailed(f"{failed}{_roll_back(setter, back, current)}") from failed
         current = wanted
         label = f"step {number}/{len(steps)}: {percent} % to {setter.color}"
         report(source, label)
         last = number == len(steps)
         problem = watch.during(rollout.bake_seconds if last else rollout.step_wait_seconds, label, source)
         if problem:
-            back = _roll_back(setter, original, current)
-            raise SwitchFailed(f"promotion of {setter.color} rolled back at {label}: {problem}{back}")
+            raise RolledBack(
+                f"promotion of {setter.color} rolled back at {label}: {problem}{_roll_back(setter, back, current)}"
+            )
 
 
 def _roll_back(
-    setter: RuleSetter, original: dict[str, list[dict[str, Any]]], current: dict[str, list[dict[str, Any]]]
+    setter: RuleSetter, back: dict[str, list[dict[str, Any]]], current: dict[str, list[dict[str, Any]]]
 ) -> str:
-    """Puts every rule back as it was before the update; says where traffic is."""
-    if current == original:
+    """Puts every rule back on the target group it came from, all of its traffic; says where traffic is."""
+    if all(forward_weights(current[route]) == forward_weights(back[route]) for route in back):
         return ""
     try:
-        setter.set(original, current)
+        setter.set(back, current)
     except SwitchFailed as failed:
         return f"; rolling back failed too: {failed}"
-    return f"; every rule is back where it was before this update ({', '.join(sorted(original))})"
+    return f"; every rule is back on the target group it came from, all of its traffic ({', '.join(sorted(back))})"

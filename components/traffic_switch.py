@@ -23,6 +23,9 @@ from components.health_gate import FitnessCheck, wait_until_fit
 from components.live_state import (
     COLOR_TAG,
     MOVING_TO_TAG,
+    PREVIOUS_COLOR_TAG,
+    PREVIOUS_VERSION_TAG,
+    ROLLED_BACK_TAG,
     SWITCHED_AT_TAG,
     TAG_BATCH,
     VERSION_TAG,
@@ -31,7 +34,16 @@ from components.live_state import (
     read_rules,
 )
 from components.progress import report
-from components.rollout import RuleSetter, SwitchFailed, Watch, rollout_from_props, rollout_props, shift
+from components.rollout import (
+    Interrupted,
+    RolledBack,
+    RuleSetter,
+    SwitchFailed,
+    Watch,
+    rollout_from_props,
+    rollout_props,
+    shift,
+)
 
 INTENT_FIELDS = ("rule_arns", "target_group_arns", "color", "version")
 
@@ -122,10 +134,12 @@ def switch(args: TrafficSwitchArgs, source: str) -> str:
         last = max((rule.switched_at for rule in rules.values() if rule.switched_at), default=None)
         switched_at = last.isoformat() if last else datetime.now(UTC).isoformat()
         _tag(elbv2, all_rules, {COLOR_TAG: args.color, VERSION_TAG: args.version, SWITCHED_AT_TAG: switched_at})
+        _untag(elbv2, all_rules, MOVING_TO_TAG)
         return switched_at
     report(source, f"verifying {args.color} right before moving {', '.join(sorted(moving))}")
     _detach_leftovers(args, source)
-    if not wait_until_fit(args.target, args.fitness, source, exclusive=True):
+    verified = wait_until_fit(args.target, args.fitness, source, exclusive=True)
+    if not verified:
         raise SwitchFailed(
             f"refusing to move traffic to {args.color}: it runs no instance to take it (0 verified); "
             f"check {args.color}'s capacity (min_size, desired_capacity)"
@@ -133,15 +147,31 @@ def switch(args: TrafficSwitchArgs, source: str) -> str:
     moving_arns = [args.rule_arns[route] for route in moving]
     # Written before any rule moves: a switch that dies part-way is then told from a hand-made change.
     _tag(elbv2, moving_arns, {MOVING_TO_TAG: args.color})
-    watch = Watch(args.target, args.fitness, args.rollout.alarms)
+    watch = Watch(args.target, args.fitness, args.rollout.alarms, verified=frozenset(i.instance_id for i in verified))
+    came_from = {
+        COLOR_TAG: rules[next(iter(moving))].tags.get(COLOR_TAG, ""),
+        VERSION_TAG: rules[next(iter(moving))].tags.get(VERSION_TAG, ""),
+    }
     try:
         shift(RuleSetter(elbv2, args.rule_arns, args.color), moving, ours, args.rollout, watch, source)
+    except RolledBack:
+        # Traffic moved back now: the drain clock restarts, and this release is not promoted again unasked.
+        now = datetime.now(UTC).isoformat()
+        _tag(elbv2, moving_arns, {SWITCHED_AT_TAG: now, ROLLED_BACK_TAG: f"{args.color}@{args.version}@{now}"})
+        for key in (MOVING_TO_TAG, PREVIOUS_COLOR_TAG, PREVIOUS_VERSION_TAG):  # a retry is no rollback
+            _untag(elbv2, moving_arns, key)
+        raise
+    except Interrupted:
+        raise
     except SwitchFailed:
         _untag(elbv2, moving_arns, MOVING_TO_TAG)
         raise
     switched_at = datetime.now(UTC).isoformat()
-    _tag(elbv2, all_rules, {COLOR_TAG: args.color, VERSION_TAG: args.version, SWITCHED_AT_TAG: switched_at})
+    tags = {COLOR_TAG: args.color, VERSION_TAG: args.version, SWITCHED_AT_TAG: switched_at}
+    previous = {PREVIOUS_COLOR_TAG: came_from[COLOR_TAG], PREVIOUS_VERSION_TAG: came_from[VERSION_TAG]}
+    _tag(elbv2, all_rules, {**tags, **previous})
     _untag(elbv2, moving_arns, MOVING_TO_TAG)
+    _untag(elbv2, all_rules, ROLLED_BACK_TAG)
     report(source, f"{', '.join(sorted(moving))}: all traffic on {args.color}")
     return switched_at
 

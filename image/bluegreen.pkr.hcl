@@ -148,8 +148,13 @@ source "amazon-ebs" "app" {
     managed-by    = "bluegreen"
   }
   snapshot_tags = {
-    app     = var.app_name
-    version = var.version
+    app        = var.app_name
+    version    = var.version
+    managed-by = "bluegreen"
+  }
+  # The build instance carries the tag the deployer's IAM policy lets it stop and terminate by.
+  run_tags = {
+    managed-by = "bluegreen"
   }
 }
 

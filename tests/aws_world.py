@@ -103,6 +103,19 @@ class World:
         for route in routes:
             self.add_route(route)
 
+    def create_alarm(self, name: str) -> None:
+        """A CloudWatch alarm on the load balancer's 5xx count, in state INSUFFICIENT_DATA."""
+        self.client("cloudwatch").put_metric_alarm(
+            AlarmName=name,
+            MetricName="HTTPCode_Target_5XX_Count",
+            Namespace="AWS/ApplicationELB",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=10,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+
     def add_route(self, route: str) -> None:
         """One more production rule, forwarding to the platform team's original target group."""
         rule = self.client("elbv2").create_rule(

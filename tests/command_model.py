@@ -75,7 +75,6 @@ class CommandModel:
             env=environment,
             capture_output=True,
             text=True,
-            timeout=120,
         )
         self.output += (done.stdout + done.stderr).splitlines()
         if done.returncode:

@@ -108,13 +108,19 @@ def impaired(monkeypatch: pytest.MonkeyPatch) -> set[str]:
 @pytest.fixture(scope="session")
 def smoke_server() -> Iterator[str]:
     """A local HTTP app for smoke checks: /health says ok to Host app.example, /broken answers 500,
-    /garbage answers no HTTP at all, /private says ok to Basic deploy:s3cret only, /colored echoes the
-    color header."""
+    /moved redirects elsewhere, /garbage answers no HTTP at all, /private says ok to Basic
+    deploy:s3cret only, /colored echoes the color header."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class App(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/moved":
+                self.send_response(302)
+                self.send_header("Location", "http://127.0.0.1:9/health")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if self.path == "/garbage":
                 self.wfile.write(b"SSH-2.0-OpenSSH\r\n")
                 return
@@ -199,17 +205,15 @@ def _scale_in_deregisters_targets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(FakeAutoScalingGroup, "set_desired_capacity", set_desired_capacity)
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Least privilege, over the whole suite: every AWS call any test made the program, its providers,
+@pytest.fixture(scope="session", autouse=True)
+def _least_privilege(moto_endpoint: str) -> Iterator[None]:
+    """Least privilege, over the whole session: every AWS call any test made the program, its providers,
     Packer, a hook or scripts/status send must be one policy/deployer.json allows."""
+    yield
     deployer = json.loads((PROJECT_DIR / "policy" / "deployer.json").read_text())
     refused = sorted(
         action
         for service, operation in RECORDER.every_operation
         if not allows(deployer, action := iam_action(Call(service, operation, "")))
     )
-    if refused:
-        session.config.get_terminal_writer().line(
-            f"policy/deployer.json does not allow: {', '.join(refused)}", red=True
-        )
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    assert refused == [], f"policy/deployer.json does not allow: {', '.join(refused)}"

@@ -225,3 +225,11 @@ def test_credentials_in_a_smoke_url_authenticate_and_are_never_shown(
     shown = capsys.readouterr().err + str(failed.value)
     assert "/private: status 401" in shown
     assert "s3cret" not in shown and "wr0ng" not in shown and "t0ken" not in shown
+
+
+def test_a_redirect_is_the_checks_answer_and_is_not_followed(
+    world: World, green: ColorEnvironment, smoke_server: str
+) -> None:
+    checks = [{"url": f"{smoke_server}/moved", "expected_status": 200.0, "body_pattern": "", "headers": {}}]
+    with pytest.raises(GateFailed, match="/moved: status 302, expected 200"):
+        HealthGateProvider().create(gate_props(world, green, smoke_checks=checks))

@@ -72,16 +72,7 @@ def set_alarm(state: str, reason: str = "5xx above 1 % for 1 minute") -> None:
 
 @pytest.fixture
 def alarm(world: World) -> str:
-    world.client("cloudwatch").put_metric_alarm(
-        AlarmName=ALARM,
-        MetricName="HTTPCode_Target_5XX_Count",
-        Namespace="AWS/ApplicationELB",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=10,
-        ComparisonOperator="GreaterThanThreshold",
-    )
+    world.create_alarm(ALARM)
     return ALARM
 
 
@@ -122,7 +113,7 @@ def test_an_alarm_at_step_two_puts_everything_back_on_the_old_color(
     message = str(failed.value)
     assert "promotion of green rolled back at step 2/3: 50 % to green" in message
     assert f"alarm {alarm} is in ALARM (5xx above 1 % for 1 minute)" in message
-    assert "every rule is back where it was before this update" in message
+    assert "every rule is back on the target group it came from, all of its traffic (api, web)" in message
     assert world.traffic() == ON_BLUE
     assert world.capacity_of("blue") == (2, 2, 4), "the old color kept its capacity"
     assert 100 not in rule_moves.shares(world.rule_arns["web"], green["web"])
@@ -245,25 +236,38 @@ def with_test_routes(project: Project, world: World, priorities: dict[str, dict[
 def test_each_color_gets_a_test_rule_per_route_behind_the_color_header(
     engine: Engine, project: Project, world: World
 ) -> None:
-    with_test_routes(project, world, {"web": {"blue": 101, "green": 102}, "api": {"blue": 111, "green": 112}})
+    with_test_routes(project, world, {"web": {"blue": 1, "green": 2}, "api": {"blue": 3, "green": 4}})
     engine.up("blue")
     green = engine.up("green").exports["target_group_arns"]
     rules = world.client("elbv2").describe_rules(ListenerArn=world.listener_arn)["Rules"]
-    test_rule = next(rule for rule in rules if rule["Priority"] == "102")
+    test_rule = next(rule for rule in rules if rule["Priority"] == "2")
     conditions = {condition["Field"]: condition for condition in test_rule["Conditions"]}
     assert conditions["path-pattern"]["PathPatternConfig"]["Values"] == ["/web/*"], "the route's own conditions"
     header = conditions["http-header"]["HttpHeaderConfig"]
     assert (header["HttpHeaderName"], header["Values"]) == ("X-Bluegreen-Color", ["green"])
     assert test_rule["Actions"][0]["TargetGroupArn"] == green["web"]
-    assert {rule["Priority"] for rule in rules} >= {"101", "102", "111", "112"}
+    assert {rule["Priority"] for rule in rules} >= {"1", "2", "3", "4"}
     assert world.traffic() == ON_BLUE, "test rules never carry production traffic"
 
 
 def test_a_test_priority_taken_by_another_rule_fails_at_startup(engine: Engine, project: Project, world: World) -> None:
-    taken = world.client("elbv2").describe_rules(RuleArns=[world.rule_arns["api"]])["Rules"][0]["Priority"]
-    with_test_routes(project, world, {"web": {"blue": 101, "green": int(taken)}, "api": {"blue": 111, "green": 112}})
-    with pytest.raises(UpdateFailed, match=f"bluegreen:routes.web.test_priorities.green: priority {taken} is taken"):
+    world.client("elbv2").create_rule(
+        ListenerArn=world.listener_arn,
+        Priority=5,
+        Conditions=[{"Field": "path-pattern", "Values": ["/admin/*"]}],
+        Actions=[{"Type": "forward", "TargetGroupArn": world.original_target_group}],
+    )
+    with_test_routes(project, world, {"web": {"blue": 1, "green": 5}, "api": {"blue": 3, "green": 4}})
+    with pytest.raises(UpdateFailed, match=r"bluegreen:routes\.web\.test_priorities\.green: priority 5 is taken"):
         engine.preview("green")
+
+
+def test_a_test_priority_behind_the_production_rule_fails_at_startup(
+    engine: Engine, project: Project, world: World
+) -> None:
+    with_test_routes(project, world, {"web": {"blue": 101, "green": 102}, "api": {"blue": 3, "green": 4}})
+    with pytest.raises(UpdateFailed, match=r"test_priorities.blue \(101\) must be lower than the route's production"):
+        engine.preview("blue")
 
 
 def test_a_smoke_check_can_reach_its_color_through_the_test_route(
@@ -277,3 +281,96 @@ def test_a_smoke_check_can_reach_its_color_through_the_test_route(
     project.set("green", "version", "1.6.0")
     with pytest.raises(UpdateFailed, match="body does not match"):
         engine.up("green")
+
+
+# -- rollbacks, retries and races (found in review) ----------------------------------------------------------
+
+
+def test_a_rollback_while_the_alarm_fires_moves_everything_back_at_once(
+    engine: Engine, project: Project, world: World, alarm: str, rule_moves: RuleMoves
+) -> None:
+    blue = engine.up("blue").exports["target_group_arns"]
+    engine.up("green")
+    for key, value in {"traffic_steps": [10, 50, 100], "step_wait_seconds": 1, "rollback_alarms": [alarm]}.items():
+        project.set_shared(key, value)
+    project.promote("green")
+    engine.up("green")
+    set_alarm("ALARM")  # green is bad
+    project.promote("blue")
+    assert "at once (a rollback)" in engine.preview("blue").exports["summary"]
+    engine.up("blue")
+    assert world.traffic() == ON_BLUE
+    assert rule_moves.shares(world.rule_arns["web"], blue["web"])[-1:] == [100], "one move, straight back"
+
+
+def test_an_automatic_rollback_of_a_resumed_promotion_puts_all_traffic_back(
+    engine: Engine, project: Project, world: World, alarm: str, rule_moves: RuleMoves
+) -> None:
+    green = deploy_green_with_steps(engine, project, [10, 50, 100], step_wait_seconds=60, rollback_alarms=[alarm])
+    project.promote("green")
+    kill_during_steps(project, world, "green")
+    project.set_shared("step_wait_seconds", 2)
+    rule_moves.callbacks.append(lambda arn, weights: weights.get(green["web"]) == 50 and set_alarm("ALARM"))
+    with pytest.raises(UpdateFailed, match="every rule is back on the target group it came from"):
+        engine.up("green")
+    assert world.traffic() == ON_BLUE
+    assert engine.preview("blue").warnings() == []
+
+
+def test_a_rollback_during_a_running_promotion_wins(engine: Engine, project: Project, world: World) -> None:
+    """Green's promotion is stepping in one runner when the rollback commit deploys blue in another."""
+    deploy_green_with_steps(engine, project, [10, 50, 100], step_wait_seconds=4)
+    project.promote("green")
+    argv = [sys.executable, "-m", "tests.engine", str(project.root), world.endpoint, "green"]
+    promotion = subprocess.Popen(argv, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    while "+" not in "".join(world.traffic().values()):
+        assert promotion.poll() is None, promotion.stdout.read() if promotion.stdout else ""
+        time.sleep(0.2)
+    project.promote("blue")
+    engine.up("blue")
+    output = promotion.communicate(timeout=120)[0]
+    assert promotion.returncode != 0
+    assert "changed while this update was moving traffic to green" in output
+    assert world.traffic() == ON_BLUE
+
+
+def test_autoscaling_the_new_color_during_the_steps_is_no_reason_to_roll_back(
+    engine: Engine,
+    project: Project,
+    world: World,
+    rule_moves: RuleMoves,
+    target_health: dict[Any, tuple[str, str, str]],
+) -> None:
+    green = deploy_green_with_steps(engine, project, [20, 100], step_wait_seconds=3)
+    group = world.group("green")["AutoScalingGroupName"]
+
+    def scale_out(arn: str, weights: dict[str, int]) -> None:
+        if arn == world.rule_arns["web"] and weights.get(green["web"]) == 20:
+            before = {i["InstanceId"] for i in world.group("green")["Instances"]}
+            world.client("autoscaling").set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=3)
+            (new,) = {i["InstanceId"] for i in world.group("green")["Instances"]} - before
+            target_health[new] = ("initial", "Elb.RegistrationInProgress", "warming up")
+
+    rule_moves.callbacks.append(scale_out)
+    project.promote("green")
+    engine.up("green")
+    assert world.traffic() == ON_GREEN
+
+
+def test_an_automatically_rolled_back_release_is_not_promoted_again_unasked(
+    engine: Engine, project: Project, world: World, alarm: str, rule_moves: RuleMoves
+) -> None:
+    green = deploy_green_with_steps(engine, project, [50, 100], rollback_alarms=[alarm])
+    rule_moves.callbacks.append(lambda arn, weights: weights.get(green["web"]) == 50 and set_alarm("ALARM"))
+    project.promote("green")
+    with pytest.raises(UpdateFailed, match="rolled back"):
+        engine.up("green")
+    rule_moves.callbacks.clear()
+    set_alarm("OK")
+    with pytest.raises(UpdateFailed, match=r"green 1\.5\.0 was rolled back automatically at (\S+);") as refused:
+        engine.up("green")  # the scheduled deployment, 15 minutes later
+    assert world.traffic() == ON_BLUE
+    when = str(refused.value).split("rolled back automatically at ")[1].split(";")[0]
+    project.set("green", "rollback_acknowledged", when)
+    engine.up("green")
+    assert world.traffic() == ON_GREEN

@@ -145,15 +145,20 @@ def test_promotion_after_the_idle_color_turned_unhealthy_moves_nothing(
     assert world.traffic() == ON_BLUE
 
 
-def test_promotion_with_both_stacks_upped_at_once(engine: Engine, project: Project, world: World) -> None:
-    """Blue's program reads AWS, green's whole promotion runs in another process, then blue's steps run."""
+def promote_green_with_both_stacks_at_once(engine: Engine, project: Project, world: World, first: str) -> None:
+    """`first`'s program reads AWS, the other stack's whole up runs in another process, then `first`'s steps run."""
     project.set("blue", "idle_capacity", "0")
     engine.up("blue")
     engine.up("green")
     project.promote("green")
+    second = "green" if first == "blue" else "blue"
     other = []
-    engine.up("blue", before_steps=lambda: other.append(up_in_another_process(project, world.endpoint, "green")))
+    engine.up(first, before_steps=lambda: other.append(up_in_another_process(project, world.endpoint, second)))
     assert other[0].returncode == 0, other[0].stderr
+
+
+def test_promotion_with_both_stacks_upped_at_once(engine: Engine, project: Project, world: World) -> None:
+    promote_green_with_both_stacks_at_once(engine, project, world, first="blue")
     assert world.traffic() == ON_GREEN
     assert world.capacity_of("blue") == (2, 2, 4), "blue served when its program looked: it keeps its capacity"
     wait_for_drain()
@@ -164,14 +169,7 @@ def test_promotion_with_both_stacks_upped_at_once(engine: Engine, project: Proje
 def test_promotion_with_the_old_color_upped_between_read_and_switch(
     engine: Engine, project: Project, world: World
 ) -> None:
-    """Green's program reads AWS, blue's whole up runs in another process, then green gates and switches."""
-    project.set("blue", "idle_capacity", "0")
-    engine.up("blue")
-    engine.up("green")
-    project.promote("green")
-    other = []
-    engine.up("green", before_steps=lambda: other.append(up_in_another_process(project, world.endpoint, "blue")))
-    assert other[0].returncode == 0, other[0].stderr
+    promote_green_with_both_stacks_at_once(engine, project, world, first="green")
     assert world.traffic() == ON_GREEN
     assert world.capacity_of("blue") == (2, 2, 4), "blue still served while its up ran"
 
@@ -560,6 +558,9 @@ def test_hooks_rerun_only_when_the_release_or_the_traffic_changes(
         "after_allow_traffic",
     ]
     hook_log.write_text("")
+    engine.up("blue")
+    assert hook_runs(hook_log) == [], "a demoted color's hooks do not run again"
+    wait_for_drain()  # blue was demoted: its release waits for the drain
     project.set("blue", "version", "1.6.0")
     engine.up("blue")
     assert [run["BLUEGREEN_HOOK_PHASE"] for run in hook_runs(hook_log)] == ["before_allow_traffic"]
@@ -782,3 +783,13 @@ def test_destroy_of_an_idle_color_works_after_a_production_rule_was_deleted(engi
     world.client("elbv2").delete_rule(RuleArn=world.rule_arns["api"])
     engine.destroy("green")
     assert world.groups("green") == []
+
+
+def test_a_hook_that_hangs_is_stopped_at_its_timeout(engine: Engine, project: Project) -> None:
+    engine.up("blue")
+    project.set_shared("hook_timeout_seconds", 1)
+    project.set("green", "hooks", {"before_allow_traffic": ["sleep 60"]})
+    started = time.monotonic()
+    with pytest.raises(UpdateFailed, match="timed out after 1 s"):
+        engine.up("green")
+    assert time.monotonic() - started < 30
