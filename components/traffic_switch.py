@@ -170,8 +170,8 @@ def switch(args: TrafficSwitchArgs, source: str) -> str:
     tags = {COLOR_TAG: args.color, VERSION_TAG: args.version, SWITCHED_AT_TAG: switched_at}
     previous = {PREVIOUS_COLOR_TAG: came_from[COLOR_TAG], PREVIOUS_VERSION_TAG: came_from[VERSION_TAG]}
     _tag(elbv2, all_rules, {**tags, **previous})
-    _untag(elbv2, moving_arns, MOVING_TO_TAG)
-    _untag(elbv2, all_rules, ROLLED_BACK_TAG)
+    for key in (MOVING_TO_TAG, ROLLED_BACK_TAG):
+        _untag(elbv2, all_rules, key)
     report(source, f"{', '.join(sorted(moving))}: all traffic on {args.color}")
     return switched_at
 

@@ -45,8 +45,9 @@ MUTANTS = [
     (
         "a promotion reuses an old gate pass (the switch takes no verdict of its own)",
         "components/traffic_switch.py",
-        "        wait_until_fit(args.target, args.fitness, source)\n",
-        "",
+        "    verified = wait_until_fit(args.target, args.fitness, source, exclusive=True)\n",
+        "    from components.health_gate import GateClients, observe\n\n"
+        "    verified = observe(args.fitness, GateClients.for_target(args.target)).instances\n",
         "tests/test_stories.py::test_promotion_after_the_idle_color_turned_unhealthy_moves_nothing",
     ),
     (

@@ -119,7 +119,11 @@ def test_the_runner_installs_with_the_repositorys_own_setup(stack: str) -> None:
 
 
 def test_every_placeholder_is_explained_in_the_readme() -> None:
-    files = [*PROJECT_DIR.glob("Pulumi.*.deploy.yaml"), *PROJECT_DIR.glob(".github/workflows/*.yml")]
+    files = [
+        *PROJECT_DIR.glob("Pulumi.*.deploy.yaml"),
+        *PROJECT_DIR.glob(".github/workflows/*.yml"),
+        *PROJECT_DIR.glob("policy/*.json"),
+    ]
     placeholders = {token for path in files for token in re.findall(r"YOUR_[A-Z_]+", path.read_text())}
     assert {"YOUR_ACCOUNT_ID", "YOUR_GITHUB_OWNER"} <= placeholders
     assert sorted(token for token in placeholders if f"`{token}`" not in README) == []

@@ -139,11 +139,14 @@ def test_the_previewer_grants_reads_only() -> None:
     ("action", "key"),
     [
         ("ec2:DeregisterImage", "aws:ResourceTag/managed-by"),
-        ("ec2:DeleteSnapshot", "aws:ResourceTag/app"),
+        ("ec2:DeleteSnapshot", "aws:ResourceTag/managed-by"),
+        ("ec2:TerminateInstances", "aws:ResourceTag/managed-by"),
+        ("ec2:StopInstances", "aws:ResourceTag/managed-by"),
+        ("elasticloadbalancing:DeleteRule", "aws:ResourceTag/bluegreen:test-route"),
         ("iam:PassRole", "iam:PassedToService"),
     ],
 )
-def test_deletes_of_images_and_snapshots_and_role_passing_are_conditioned(action: str, key: str) -> None:
+def test_deletes_terminations_and_role_passing_are_conditioned(action: str, key: str) -> None:
     """Every statement that grants these carries a condition on the project's tags (or where the role goes)."""
     granting = [s for s in statements(policy("deployer.json")) if allows({"Statement": [s]}, action)]
     assert granting

@@ -132,7 +132,11 @@ def test_retry_after_a_failed_switch_takes_a_fresh_verdict(
 
 
 def test_promotion_after_the_idle_color_turned_unhealthy_moves_nothing(
-    engine: Engine, project: Project, world: World, target_health: dict[Any, tuple[str, str, str]]
+    engine: Engine,
+    project: Project,
+    world: World,
+    target_health: dict[Any, tuple[str, str, str]],
+    api_calls: CallRecorder,
 ) -> None:
     """Green's gate passed when it was deployed; by the promotion its instances fail: no old pass counts."""
     engine.up("blue")
@@ -140,9 +144,11 @@ def test_promotion_after_the_idle_color_turned_unhealthy_moves_nothing(
     sick = world.group("green")["Instances"][0]["InstanceId"]
     target_health[sick] = ("unhealthy", "Target.FailedHealthChecks", "502")
     project.promote("green")
+    api_calls.clear()
     with pytest.raises(UpdateFailed, match="not fit for traffic"):
         engine.up("green")
     assert world.traffic() == ON_BLUE
+    assert "ModifyRule" not in api_calls.operations(), "no rule moved, not even for a moment"
 
 
 def promote_green_with_both_stacks_at_once(engine: Engine, project: Project, world: World, first: str) -> None:
