@@ -48,7 +48,7 @@ MUTANTS = [
         "    verified = wait_until_fit(args.target, args.fitness, source, exclusive=True)\n",
         "    from components.health_gate import GateClients, observe\n\n"
         "    verified = observe(args.fitness, GateClients.for_target(args.target)).instances\n",
-        "tests/test_stories.py::test_promotion_after_the_idle_color_turned_unhealthy_moves_nothing",
+        "tests/test_stories.py::test_target_on_the_switch_takes_a_fresh_verdict",
     ),
     (
         "the guarded release leaves out instance type, key pair, security groups, instance profile",

@@ -16,7 +16,6 @@ so the status and a preview agree about which color is live.
 import argparse
 import json
 import sys
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
 from components.aws import AwsTarget
-from components.live_state import GroupView, RuleMissing, RuleView, read_groups, read_rules, resource_tags
+from components.live_state import GroupView, RuleMissing, RuleView, batches, read_groups, read_rules, resource_tags
 
 COLORS = ("blue", "green")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -93,28 +92,28 @@ class ColorStatus:
     """Newest first: two exist while a release replaces the group."""
 
 
-def _batches(items: list[str], size: int = BATCH) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _name_of(target_group_arn: str) -> str:
     """`arn:...:targetgroup/NAME/ID` -> NAME."""
     return target_group_arn.split(":")[-1].split("/")[1]
 
 
 def route_status(rule: RuleView) -> RouteStatus:
-    receivers = [*rule.colors, *(["outside bluegreen"] if rule.foreign else [])]
+    """Where a rule forwards; a weighted rule shows each color's share, and a move under way says so."""
+    shares = rule.shares if len(rule.shares) > 1 else {}
+    receivers = [f"{color} {shares[color]} %" if shares else color for color in rule.colors]
+    receivers += ["outside bluegreen"] if rule.foreign else []
+    if rule.moving_to:
+        receivers.append(f"(moving to {rule.moving_to})")
     return RouteStatus(
         rule_arn=rule.rule_arn,
-        forwards_to="+".join(receivers) or "nothing",
+        forwards_to=" + ".join(receivers) or "nothing",
         target_groups=[_name_of(arn) for arn in rule.target_group_arns],
     )
 
 
 def _described_groups(autoscaling: Any, names: list[str]) -> dict[str, dict[str, Any]]:
     described = {}
-    for batch in _batches(names):
+    for batch in batches(names, BATCH):
         for group in autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=batch)["AutoScalingGroups"]:
             described[group["AutoScalingGroupName"]] = group
     return described
@@ -122,7 +121,7 @@ def _described_groups(autoscaling: Any, names: list[str]) -> dict[str, dict[str,
 
 def _instance_images(ec2: Any, instance_ids: list[str]) -> dict[str, str]:
     images = {}
-    for batch in _batches(instance_ids):
+    for batch in batches(instance_ids, BATCH):
         for page in ec2.get_paginator("describe_instances").paginate(InstanceIds=batch):
             images.update({i["InstanceId"]: i["ImageId"] for r in page["Reservations"] for i in r["Instances"]})
     return images
@@ -185,7 +184,7 @@ def read_status(settings: Settings) -> dict[str, Any]:
     rules = read_rules(target, settings.app_name, settings.rule_arns)
     groups = color_groups(target, {color: read_groups(target, settings.app_name, color) for color in COLORS})
     colors = {
-        color: ColorStatus(serves=sorted(r for r, rule in rules.items() if rule.color == color), groups=groups[color])
+        color: ColorStatus(serves=sorted(r for r, rule in rules.items() if color in rule.colors), groups=groups[color])
         for color in COLORS
     }
     return {

@@ -103,6 +103,11 @@ class World:
         for route in routes:
             self.add_route(route)
 
+    def default_security_group(self) -> str:
+        """The default VPC's security group: the build instance's, as the program always names one."""
+        groups = self.client("ec2").describe_security_groups(GroupNames=["default"])["SecurityGroups"]
+        return groups[0]["GroupId"]
+
     def create_alarm(self, name: str) -> None:
         """A CloudWatch alarm on the load balancer's 5xx count, in state INSUFFICIENT_DATA."""
         self.client("cloudwatch").put_metric_alarm(

@@ -29,7 +29,7 @@ def image_props(world: World, **overrides: Any) -> dict[str, Any]:
         "template_dir": str(IMAGE_DIR),
         "template_hash": "0" * 64,
         "variables": {"source_ami_owners": ["amazon"], "artifact_id": "app"},
-        "build_network": {},
+        "build_network": {"security_group_id": world.default_security_group()},
         "build_source": "emulator",
         "build_timeout_seconds": 120.0,
         **overrides,

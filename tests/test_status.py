@@ -129,3 +129,18 @@ def test_unhealthy_targets_are_not_counted_healthy(
     target_health[world.instance_ids(blue)[0]] = ("unhealthy", "Target.FailedHealthChecks", "502")
     [group] = status_json(project)["colors"]["blue"]["groups"]
     assert (group["in_service"], group["healthy"]) == (2, {"web": 1, "api": 1})
+
+
+def test_a_weighted_rule_shows_each_colors_share_and_both_serve(project: Project, world: World) -> None:
+    blue, green = two_colors(world)
+    groups = [
+        {"TargetGroupArn": blue.target_group_arns["web"], "Weight": 90},
+        {"TargetGroupArn": green.target_group_arns["web"], "Weight": 10},
+    ]
+    actions = [{"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}]
+    elbv2 = world.client("elbv2")
+    elbv2.modify_rule(RuleArn=world.rule_arns["web"], Actions=actions)
+    elbv2.add_tags(ResourceArns=[world.rule_arns["web"]], Tags=[{"Key": "bluegreen:moving-to", "Value": "green"}])
+    found = status_json(project)
+    assert found["routes"]["web"]["forwards_to"] == "blue 90 % + green 10 % + (moving to green)"
+    assert (found["colors"]["blue"]["serves"], found["colors"]["green"]["serves"]) == (["api", "web"], ["web"])
