@@ -89,7 +89,12 @@ def test_rollback_takes_one_up_without_upping_the_old_color(engine: Engine, proj
     assert result.op("app-blue-image") == "same", "a rollback rebuilds nothing"
 
 
-def test_rollback_after_the_old_color_scaled_to_idle(engine: Engine, project: Project, world: World) -> None:
+@pytest.mark.parametrize("min_size", [2, 0])
+def test_rollback_after_the_old_color_scaled_to_idle(
+    engine: Engine, project: Project, world: World, min_size: int
+) -> None:
+    """Back from 0 instances at live capacity first, verified, never onto an empty color (min_size 0 too)."""
+    project.set("blue", "min_size", min_size)
     project.set("blue", "idle_capacity", "0")
     green_serves(engine, project)
     wait_for_drain()
@@ -97,7 +102,7 @@ def test_rollback_after_the_old_color_scaled_to_idle(engine: Engine, project: Pr
     assert world.capacity_of("blue") == (0, 0, 4)
     project.promote("blue")
     result = engine.up("blue")
-    assert world.capacity_of("blue") == (2, 2, 4)
+    assert world.capacity_of("blue") == (min_size, 2, 4)
     assert world.traffic() == ON_BLUE
     assert result.exports["gate"]["verdict"] == "2 instances fit for traffic"
 
@@ -607,21 +612,6 @@ def _weighted_by_hand(world: World, route: str, weights: dict[str, int]) -> None
             groups.append({"TargetGroupArn": group["TargetGroupArn"], "Weight": weights[tags["color"]]})
     action = {"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}
     elbv2.modify_rule(RuleArn=world.rule_arns[route], Actions=[action])
-
-
-def test_a_rollback_to_a_color_at_zero_brings_it_back_to_live_capacity_first(
-    engine: Engine, project: Project, world: World
-) -> None:
-    project.set("blue", "min_size", "0")
-    project.set("blue", "idle_capacity", "0")
-    green_serves(engine, project)
-    wait_for_drain()
-    engine.up("blue")
-    assert world.capacity_of("blue") == (0, 0, 4)
-    project.promote("blue")
-    engine.up("blue")
-    assert world.capacity_of("blue") == (0, 2, 4)
-    assert world.traffic() == ON_BLUE
 
 
 def test_a_color_with_a_share_of_a_rule_serves_and_gets_no_release(
